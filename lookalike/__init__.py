@@ -1,0 +1,81 @@
+"""lookalike: find images that look alike — by image or by words — and find duplicates.
+
+Quick start::
+
+    import lookalike
+    from lookalike import EmbeddingFunction, TableModel, Field
+
+    client = lookalike.connect("photos.db")
+    embed = EmbeddingFunction("local/clip-vit-b-32")
+    class Photo(TableModel):
+        __tablename__ = "photos"
+        id: int = Field(primary_key=True)
+        path: str = Field()
+        vec: list[float] = embed.VectorField(source_field="path")
+    table = client.create_table(schema=Photo, if_exists="overwrite")
+    table.bulk_insert([Photo(path="cat.jpg"), Photo(path="dog.jpg")])
+    table.search("orange tabby cat").limit(3).to_list()
+"""
+
+from lookalike.client import Client, TiDBClient, connect
+from lookalike.embeddings import BaseEmbeddingFunction, EmbeddingFunction, register_provider
+from lookalike.engines.base import register_engine
+from lookalike.errors import (
+    AuthenticationError,
+    BulkInsertError,
+    ConfigurationError,
+    ConnectionFailedError,
+    EmbeddingError,
+    EngineError,
+    FilterError,
+    ImageInputError,
+    LookalikeError,
+    MissingDependencyError,
+    ModelNotFoundError,
+    ProviderError,
+    SchemaError,
+    TableNotFoundError,
+    VectorError,
+)
+from lookalike.results import QueryResult
+from lookalike.schema import DISTANCE_METRICS, Field, TableModel, VectorField
+from lookalike.search import Search, SearchResult
+from lookalike.table import FailedItem, InsertResult, Table
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DISTANCE_METRICS",
+    "AuthenticationError",
+    "BaseEmbeddingFunction",
+    "BulkInsertError",
+    "Client",
+    "ConfigurationError",
+    "ConnectionFailedError",
+    "EmbeddingError",
+    "EmbeddingFunction",
+    "EngineError",
+    "FailedItem",
+    "Field",
+    "FilterError",
+    "ImageInputError",
+    "InsertResult",
+    "LookalikeError",
+    "MissingDependencyError",
+    "ModelNotFoundError",
+    "ProviderError",
+    "QueryResult",
+    "SchemaError",
+    "Search",
+    "SearchResult",
+    "Table",
+    "TableModel",
+    "TableNotFoundError",
+    "TiDBClient",
+    "VectorError",
+    "VectorField",
+    "__version__",
+    "connect",
+    "register_engine",
+    "register_provider",
+]

@@ -1,0 +1,362 @@
+"""The embedded engine: a SQLite file, with exact vector search in-process.
+
+Vectors are float32 blobs in the table itself. Search runs with numpy over a contiguous matrix per
+(table, vector column), loaded with one query and kept in sync with every writer, including other
+processes on the same file:
+
+* inserts in id order are found by ``max(rowid)`` moving past what the matrix holds;
+* updates of vector columns, deletes and out-of-order inserts are logged by triggers into
+  ``_lookalike_changes``; a reader applies the log entries newer than the last one it saw;
+* truncating, dropping or re-creating a table logs a ``reset``, and the matrix is reloaded.
+
+The file runs in WAL mode with a busy timeout, and writes take the write lock up front
+(``BEGIN IMMEDIATE``), so a second process writing while the first searches never surfaces
+"database is locked" under normal load. No SQLite extension is loaded: many Pythons can't.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from dataclasses import dataclass
+from operator import itemgetter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Connection
+from sqlalchemy.pool import StaticPool
+
+from lookalike.engines.base import Engine, SearchRequest
+from lookalike.errors import ConnectionFailedError, EngineError, LookalikeError
+from lookalike.schema import TableSpec
+from lookalike.vectors.exact import VectorMatrix
+
+CHANGES = "_lookalike_changes"
+STATE = "_lookalike_state"
+_PRUNE_EVERY = 64  # write transactions between checks of the change log's size
+_KEEP_CHANGES = 20_000  # log entries kept after a prune
+_PRUNE_AT = 100_000  # prune when the log holds more than this
+_FULL_RELOAD_TOUCHED = 50_000  # past this many changed rows, reloading everything is cheaper
+BUSY_TIMEOUT_S = 30.0
+
+
+def sqlite_path(url: str | os.PathLike[str] | None) -> str:
+    """``None`` → ``./lookalike.db``; ``sqlite:///x.db``/``file:x.db``/a path → the file; ``:memory:``."""
+    if url is None:
+        return "lookalike.db"
+    text = os.fspath(url)
+    if text in (":memory:", "sqlite://", "sqlite:///:memory:"):
+        return ":memory:"
+    for prefix in ("sqlite+pysqlite:///", "sqlite:///", "file://", "file:"):
+        if text.startswith(prefix):
+            text = text[len(prefix) :]
+            break
+    return os.path.expanduser(text)
+
+
+@dataclass
+class _Cache:
+    matrix: VectorMatrix
+    seq: int
+    max_rowid: int
+    lock: threading.RLock
+
+
+class SQLiteEngine(Engine):
+    """Embedded engine on one SQLite file (or ``:memory:``)."""
+
+    name = "sqlite"
+    max_dimensions = 65_536
+
+    def __init__(self, sa_engine: sa.Engine, path: str) -> None:
+        super().__init__(sa_engine)
+        self.path = path
+        self._caches: dict[tuple[str, str], _Cache] = {}
+        self._caches_lock = threading.Lock()
+        self._writes = 0
+
+    @classmethod
+    def from_url(cls, url: str | os.PathLike[str] | None, **kwargs: Any) -> SQLiteEngine:
+        path = sqlite_path(url)
+        if path == ":memory:":
+            sa_engine = sa.create_engine(
+                "sqlite+pysqlite://",
+                connect_args={"check_same_thread": False},
+                poolclass=StaticPool,
+                **kwargs,
+            )
+        else:
+            parent = Path(path).expanduser().resolve().parent
+            if not parent.is_dir():
+                raise ConnectionFailedError(
+                    f"cannot open database {path!r}: folder {str(parent)!r} does not exist"
+                )
+            if Path(path).is_dir():
+                raise ConnectionFailedError(f"cannot open database {path!r}: it is a directory")
+            sa_engine = sa.create_engine(
+                sa.engine.URL.create("sqlite+pysqlite", database=path),
+                connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_S},
+                **kwargs,
+            )
+        memory = path == ":memory:"
+
+        @event.listens_for(sa_engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            # the driver must not open transactions by itself: we emit BEGIN (IMMEDIATE for writes)
+            dbapi_conn.isolation_level = None
+            cur = dbapi_conn.cursor()
+            cur.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+            if not memory:
+                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+        @event.listens_for(sa_engine, "begin")
+        def _on_begin(conn: Connection) -> None:
+            write = conn.get_execution_options().get("lookalike_write", False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+        engine = cls(sa_engine, path)
+        try:
+            with engine.begin(write=True) as conn:
+                engine.setup(conn)
+        except LookalikeError:
+            sa_engine.dispose()
+            raise
+        return engine
+
+    def translate_error(self, exc: BaseException) -> LookalikeError:
+        orig = getattr(exc, "orig", None) or exc
+        text = str(orig)
+        if "unable to open database" in text or "file is not a database" in text:
+            return ConnectionFailedError(f"cannot open SQLite database {self.path!r}: {text}")
+        if "database is locked" in text:
+            return EngineError(
+                f"SQLite database {self.path!r} stayed locked by another writer for more than "
+                f"{BUSY_TIMEOUT_S:.0f} s"
+            )
+        return EngineError(f"sqlite: {text}")
+
+    # ------------------------------------------------------------------ set-up and DDL
+    def setup(self, conn: Connection) -> None:
+        self.ensure_catalog(conn)
+        conn.exec_driver_sql(
+            f"CREATE TABLE IF NOT EXISTS {CHANGES} (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
+            "tbl TEXT NOT NULL, rid INTEGER, op TEXT NOT NULL)"
+        )
+        conn.exec_driver_sql(f"CREATE INDEX IF NOT EXISTS {CHANGES}_tbl ON {CHANGES}(tbl, seq)")
+        conn.exec_driver_sql(f"CREATE TABLE IF NOT EXISTS {STATE} (key TEXT PRIMARY KEY, value INTEGER)")
+
+    def _log_reset(self, conn: Connection, table: str) -> None:
+        conn.exec_driver_sql(f"INSERT INTO {CHANGES}(tbl, rid, op) VALUES (?, NULL, 'reset')", (table,))
+        self._drop_caches(table)
+
+    def after_create(self, conn: Connection, spec: TableSpec) -> None:
+        self._log_reset(conn, spec.name)
+        if not spec.vectors:
+            return
+        t = self.quote(spec.name)
+        lit = "'" + spec.name.replace("'", "''") + "'"
+        watched = ", ".join(self.quote(c) for c in [*spec.vectors, spec.primary_key])
+        for suffix, body in (
+            (
+                "ins",
+                f"AFTER INSERT ON {t} WHEN NEW.rowid < (SELECT max(rowid) FROM {t}) BEGIN "
+                f"INSERT INTO {CHANGES}(tbl, rid, op) VALUES ({lit}, NEW.rowid, 'u'); END",
+            ),
+            (
+                "upd",
+                f"AFTER UPDATE OF {watched} ON {t} BEGIN "
+                f"INSERT INTO {CHANGES}(tbl, rid, op) SELECT {lit}, OLD.rowid, 'd' WHERE OLD.rowid <> NEW.rowid; "
+                f"INSERT INTO {CHANGES}(tbl, rid, op) VALUES ({lit}, NEW.rowid, 'u'); END",
+            ),
+            (
+                "del",
+                f"AFTER DELETE ON {t} BEGIN INSERT INTO {CHANGES}(tbl, rid, op) VALUES ({lit}, OLD.rowid, 'd'); END",
+            ),
+        ):
+            trigger = self.quote(f"_lookalike_{spec.name}_{suffix}")
+            conn.exec_driver_sql(f"CREATE TRIGGER {trigger} {body}")
+
+    def drop_table(self, conn: Connection, name: str) -> None:
+        super().drop_table(conn, name)
+        self._log_reset(conn, name)
+
+    def truncate(self, conn: Connection, spec: TableSpec) -> None:
+        # one reset entry instead of a trigger firing per row
+        triggers = [
+            r[0]
+            for r in conn.exec_driver_sql(
+                "SELECT name FROM sqlite_master WHERE type='trigger' AND tbl_name=?", (spec.name,)
+            )
+        ]
+        sql = {
+            r[0]: r[1]
+            for r in conn.exec_driver_sql(
+                "SELECT name, sql FROM sqlite_master WHERE type='trigger' AND tbl_name=?", (spec.name,)
+            )
+        }
+        for trig in triggers:
+            conn.exec_driver_sql(f"DROP TRIGGER {self.quote(trig)}")
+        conn.execute(sa.delete(spec.sa_table))
+        for trig in triggers:
+            conn.exec_driver_sql(sql[trig])
+        self._log_reset(conn, spec.name)
+
+    def after_write(self, conn: Connection) -> None:
+        """Keep the change log short; readers that fell behind a prune reload fully."""
+        self._writes += 1
+        if self._writes % _PRUNE_EVERY:
+            return
+        count = conn.exec_driver_sql(f"SELECT count(*) FROM {CHANGES}").scalar() or 0
+        if count <= _PRUNE_AT:
+            return
+        top = conn.exec_driver_sql(f"SELECT max(seq) FROM {CHANGES}").scalar() or 0
+        cut = top - _KEEP_CHANGES
+        conn.exec_driver_sql(f"DELETE FROM {CHANGES} WHERE seq <= ?", (cut,))
+        conn.exec_driver_sql(
+            f"INSERT INTO {STATE}(key, value) VALUES ('pruned', ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = max(value, excluded.value)",
+            (cut,),
+        )
+
+    # ------------------------------------------------------------------ matrix cache
+    def _drop_caches(self, table: str | None = None) -> None:
+        with self._caches_lock:
+            for key in list(self._caches):
+                if table is None or key[0] == table:
+                    del self._caches[key]
+
+    def notify_reset(self) -> None:
+        self._drop_caches()
+
+    def _load_all(self, cur: Any, spec: TableSpec, column: str) -> tuple[np.ndarray, np.ndarray]:
+        dims = spec.vectors[column].dimensions
+        t, c = self.quote(spec.name), self.quote(column)
+        rows = cur.execute(f"SELECT rowid, {c} FROM {t} WHERE {c} IS NOT NULL ORDER BY rowid").fetchall()
+        return self._rows_to_arrays(rows, dims, spec.name, column)
+
+    @staticmethod
+    def _rows_to_arrays(rows: list[Any], dims: int, table: str, column: str) -> tuple[np.ndarray, np.ndarray]:
+        ids = np.fromiter(map(itemgetter(0), rows), dtype=np.int64, count=len(rows))
+        blob = b"".join(map(itemgetter(1), rows))
+        if len(blob) != len(rows) * dims * 4:
+            # some row holds a vector of another size (written outside lookalike): skip those rows
+            good = [r for r in rows if isinstance(r[1], bytes) and len(r[1]) == dims * 4]
+            bad = len(rows) - len(good)
+            if bad:
+                import warnings
+
+                warnings.warn(
+                    f"{table}.{column}: {bad} stored vectors are not {dims}-dimensional float32 and are ignored",
+                    stacklevel=3,
+                )
+            ids = np.fromiter(map(itemgetter(0), good), dtype=np.int64, count=len(good))
+            blob = b"".join(map(itemgetter(1), good))
+        data = np.frombuffer(blob, dtype="<f4").reshape(-1, dims)
+        return ids, data
+
+    def _matrix(self, conn: Connection, spec: TableSpec, column: str) -> _Cache:
+        """The cached matrix for (table, column), brought up to date inside ``conn``'s transaction."""
+        key = (spec.name, column)
+        dims = spec.vectors[column].dimensions
+        cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            t = self.quote(spec.name)
+            seq, max_rowid, pruned = cur.execute(
+                f"SELECT (SELECT max(seq) FROM {CHANGES}), (SELECT max(rowid) FROM {t}), "
+                f"(SELECT value FROM {STATE} WHERE key='pruned')"
+            ).fetchone()
+            seq, max_rowid, pruned = seq or 0, max_rowid or 0, pruned or 0
+            with self._caches_lock:
+                entry = self._caches.get(key)
+                if entry is None or entry.matrix.dimensions != dims:
+                    entry = _Cache(VectorMatrix(dims), -1, 0, threading.RLock())
+                    self._caches[key] = entry
+            with entry.lock:
+                if entry.seq == seq and entry.max_rowid == max_rowid:
+                    return entry
+                full = entry.seq < 0 or entry.seq < pruned
+                touched: list[int] = []
+                deleted_min: int | None = None
+                if not full:
+                    changes = cur.execute(
+                        f"SELECT rid, op FROM {CHANGES} WHERE tbl = ? AND seq > ? ORDER BY seq",
+                        (spec.name, entry.seq),
+                    ).fetchall()
+                    if any(op == "reset" for _, op in changes) or len(changes) > _FULL_RELOAD_TOUCHED:
+                        full = True
+                    else:
+                        touched = sorted({rid for rid, _ in changes})
+                        dels = [rid for rid, op in changes if op == "d"]
+                        deleted_min = min(dels) if dels else None
+                if full:
+                    ids, data = self._load_all(cur, spec, column)
+                    entry.matrix.replace_all(ids, data)
+                else:
+                    c = self.quote(column)
+                    if touched:
+                        entry.matrix.remove(np.asarray(touched, dtype=np.int64))
+                    since = entry.max_rowid
+                    if deleted_min is not None:
+                        since = min(since, deleted_min - 1)  # a deleted top rowid may have been reused
+                    rows = cur.execute(
+                        f"SELECT rowid, {c} FROM {t} WHERE {c} IS NOT NULL AND "
+                        f"(rowid > ? OR rowid IN (SELECT value FROM json_each(?))) ORDER BY rowid",
+                        (since, json.dumps(touched)),
+                    ).fetchall()
+                    ids, data = self._rows_to_arrays(rows, dims, spec.name, column)
+                    entry.matrix.upsert(ids, data)
+                entry.seq, entry.max_rowid = seq, max_rowid
+                return entry
+        finally:
+            cur.close()
+
+    # ------------------------------------------------------------------ search
+    def vector_search(
+        self, conn: Connection, spec: TableSpec, request: SearchRequest
+    ) -> list[dict[str, Any]]:
+        table = spec.sa_table
+        col = table.c[request.column]
+        candidates = None
+        if request.where is not None:
+            rowid = sa.literal_column("rowid")
+            stmt = sa.select(rowid).select_from(table).where(request.where, col.is_not(None))
+            candidates = np.fromiter((r[0] for r in conn.execute(stmt)), dtype=np.int64)
+            if not len(candidates):
+                return []
+        entry = self._matrix(conn, spec, request.column)
+        with entry.lock:
+            ids, dists = entry.matrix.search(
+                request.vector,
+                request.metric,
+                request.limit,
+                candidate_ids=candidates,
+                distance_min=request.distance_min,
+                distance_max=request.distance_max,
+            )
+        if not len(ids):
+            return []
+        names = list(request.columns) if request.columns else [c.name for c in table.columns]
+        rowid = sa.literal_column("rowid").label("_lookalike_rowid")
+        stmt = sa.select(*[table.c[n] for n in names], rowid).where(
+            sa.literal_column("rowid").in_([int(i) for i in ids])
+        )
+        found = {r._mapping["_lookalike_rowid"]: r._mapping for r in conn.execute(stmt)}
+        out = []
+        for rid, dist in zip(ids.tolist(), dists.tolist()):
+            row = found.get(rid)
+            if row is None:  # deleted between the matrix refresh and this read
+                continue
+            item = {n: row[n] for n in names}
+            item["_distance"] = float(dist)
+            out.append(item)
+        return out
+
+    def json_contains(self, column: Any, value: Any) -> Any:
+        each = sa.func.json_each(column).table_valued("value")
+        return sa.select(sa.literal(1)).select_from(each).where(each.c.value == value).exists()

@@ -1,0 +1,159 @@
+"""The one error tree of lookalike.
+
+Every error the library raises on purpose is a :class:`LookalikeError`::
+
+    LookalikeError
+    ├── ConfigurationError        bad arguments, unknown names, a closed client
+    │   └── MissingDependencyError   an optional extra is not installed (says what to install)
+    ├── SchemaError               table definitions, unknown/ambiguous columns, existing/missing tables
+    │   └── TableNotFoundError
+    ├── FilterError               unknown column or operator in a filter
+    ├── VectorError               wrong dimension, NaN/Inf, not a vector
+    ├── ImageInputError           a URL, path, bytes or picture that cannot become an RGB image
+    ├── EmbeddingError            a model or provider failed to embed an item
+    │   ├── ModelNotFoundError       unknown model name, missing or corrupt model files
+    │   └── ProviderError            a remote provider answered with an error
+    │       └── AuthenticationError  missing or rejected API key
+    ├── EngineError               the database failed (translated from the driver)
+    │   └── ConnectionFailedError    server down, refusing connections, wrong password
+    └── BulkInsertError           a bulk operation failed on one item (``item`` and ``index`` say which)
+
+Driver and library errors are translated at the engine/provider boundary with ``raise ... from exc``,
+so the original is always on ``__cause__``. Errors about one input carry ``item`` (a short, safe
+description of the input) and, in bulk work, ``index`` (its position).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "AuthenticationError",
+    "BulkInsertError",
+    "ConfigurationError",
+    "ConnectionFailedError",
+    "EmbeddingError",
+    "EngineError",
+    "FilterError",
+    "ImageInputError",
+    "LookalikeError",
+    "MissingDependencyError",
+    "ModelNotFoundError",
+    "ProviderError",
+    "SchemaError",
+    "TableNotFoundError",
+    "VectorError",
+    "describe_item",
+]
+
+
+def describe_item(item: Any, limit: int = 120) -> str:
+    """A short, printable description of an input item for error messages (never its full bytes)."""
+    if item is None:
+        return "None"
+    if isinstance(item, (bytes, bytearray, memoryview)):
+        return f"<{len(item)} bytes>"
+    if isinstance(item, str):
+        if item.startswith("data:"):
+            head = item[: item.find(",")] if "," in item else item[:40]
+            return f"<{head},… ({len(item)} chars)>"
+        return item if len(item) <= limit else item[: limit - 1] + "…"
+    name = type(item).__name__
+    size = getattr(item, "size", None)
+    mode = getattr(item, "mode", None)
+    if mode is not None and size is not None:  # a PIL image
+        return f"<{name} {mode} {size[0]}x{size[1]}>"
+    shape = getattr(item, "shape", None)
+    if shape is not None:
+        return f"<{name} shape={tuple(shape)}>"
+    text = repr(item)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class LookalikeError(Exception):
+    """Base class of every error lookalike raises on purpose."""
+
+    def __init__(self, message: str, *, item: Any = None, index: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.item = item
+        self.index = index
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigurationError(LookalikeError):
+    """Bad arguments, unknown names, or use of a closed client."""
+
+
+class MissingDependencyError(ConfigurationError, ImportError):
+    """An optional part is not installed; the message says which extra to install."""
+
+    def __init__(self, what: str, extra: str, *, package: str | None = None) -> None:
+        hint = f"pip install 'lookalike[{extra}]'"
+        if package:
+            hint += f" (or pip install {package})"
+        super().__init__(f"{what} needs an optional dependency that is not installed: {hint}")
+        self.extra = extra
+
+
+class SchemaError(LookalikeError):
+    """A table definition or a column reference is wrong."""
+
+
+class TableNotFoundError(SchemaError):
+    """The named table does not exist."""
+
+
+class FilterError(LookalikeError):
+    """A filter names an unknown column or operator, or has a malformed value."""
+
+
+class VectorError(LookalikeError):
+    """A vector has the wrong dimension, holds NaN/Inf, or is not a vector at all."""
+
+
+class ImageInputError(LookalikeError):
+    """An input could not be turned into an RGB image (missing, unreadable, not an image, too big...)."""
+
+
+class EmbeddingError(LookalikeError):
+    """A model or provider could not embed an item."""
+
+
+class ModelNotFoundError(EmbeddingError):
+    """Unknown model name, or model files missing or corrupt."""
+
+
+class ProviderError(EmbeddingError):
+    """A remote embedding provider answered with an error."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        retryable: bool = False,
+        item: Any = None,
+        index: int | None = None,
+    ) -> None:
+        super().__init__(message, item=item, index=index)
+        self.status_code = status_code
+        self.retryable = retryable
+
+
+class AuthenticationError(ProviderError):
+    """The API key is missing or was rejected."""
+
+
+class EngineError(LookalikeError):
+    """The database engine failed; the driver's error is on ``__cause__``."""
+
+
+class ConnectionFailedError(EngineError):
+    """The database server could not be reached or refused the credentials."""
+
+
+class BulkInsertError(LookalikeError):
+    """A bulk operation failed on one item; nothing of its chunk was written."""

@@ -1,0 +1,168 @@
+"""Dict filters → SQLAlchemy expressions, always parameterised, never string-built.
+
+Grammar (MongoDB-style, as in pytidb)::
+
+    {"color": "red"}                          # bare value = $eq
+    {"size": {"$gte": 10, "$lt": 20}}         # several operators on one field are ANDed
+    {"$or": [{"a": 1}, {"b": {"$in": [2, 3]}}]}
+    {"$not": {"tag": "x"}}
+    {"meta.size.w": {"$gt": 100}}             # a dotted name reaches into a JSON column
+
+Operators: ``$eq $ne $gt $gte $lt $lte $in $nin $like $contains $exists`` on fields and
+``$and $or $not`` to combine. ``$contains`` is a substring test on text columns and an element test on
+JSON arrays. ``$exists`` is true when the value is not NULL (JSON ``null`` counts as missing).
+A SQL string is wrapped in ``text()`` as given (it is your SQL, not a value); a SQLAlchemy expression
+passes through.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.sql.elements import ColumnElement
+
+from lookalike.errors import FilterError
+from lookalike.schema import VectorType
+
+FIELD_OPS = ("$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$like", "$contains", "$exists")
+LOGIC_OPS = ("$and", "$or", "$not")
+
+JsonContains = Callable[[Any, Any], Any]
+
+
+def compile_filter(
+    filters: Any, table: sa.Table, *, json_contains: JsonContains | None = None
+) -> ColumnElement[bool] | None:
+    """Turn ``filters`` (dict, SQL string, SQLAlchemy expression or None) into a WHERE expression."""
+    if filters is None:
+        return None
+    if isinstance(filters, str):
+        return sa.text(filters)  # type: ignore[return-value]
+    if isinstance(filters, (ColumnElement, sa.sql.elements.TextClause)):
+        return filters  # type: ignore[return-value]
+    if isinstance(filters, Mapping):
+        if not filters:
+            return None
+        return _Compiler(table, json_contains).mapping(filters)
+    raise FilterError(
+        f"a filter must be a dict, a SQL string or a SQLAlchemy expression, got {type(filters).__name__}"
+    )
+
+
+class _Compiler:
+    def __init__(self, table: sa.Table, json_contains: JsonContains | None) -> None:
+        self.table = table
+        self.json_contains = json_contains
+
+    def mapping(self, filters: Mapping[str, Any]) -> ColumnElement[bool]:
+        parts = []
+        for key, value in filters.items():
+            if not isinstance(key, str):
+                raise FilterError(f"filter keys must be strings, got {key!r}")
+            if key.startswith("$"):
+                parts.append(self.logic(key, value))
+            else:
+                parts.append(self.field(key, value))
+        return parts[0] if len(parts) == 1 else sa.and_(*parts)
+
+    def logic(self, op: str, value: Any) -> ColumnElement[bool]:
+        if op == "$not":
+            if not isinstance(value, Mapping):
+                raise FilterError(f"$not takes a filter dict, got {value!r}")
+            return sa.not_(self.mapping(value))
+        if op in ("$and", "$or"):
+            if not isinstance(value, (list, tuple)) or not value:
+                raise FilterError(f"{op} takes a non-empty list of filter dicts, got {value!r}")
+            subs = []
+            for sub in value:
+                if not isinstance(sub, Mapping):
+                    raise FilterError(f"{op} takes a list of filter dicts, got an item {sub!r}")
+                subs.append(self.mapping(sub))
+            return sa.and_(*subs) if op == "$and" else sa.or_(*subs)
+        raise FilterError(f"unknown filter operator {op!r}; known: {', '.join(LOGIC_OPS + FIELD_OPS)}")
+
+    def column(self, name: str) -> tuple[Any, list[str]]:
+        if name in self.table.c:
+            return self.table.c[name], []
+        head, _, rest = name.partition(".")
+        if rest and head in self.table.c:
+            col = self.table.c[head]
+            if not isinstance(col.type, sa.JSON):
+                raise FilterError(f"{name!r}: column {head!r} is not a JSON column, so it has no keys")
+            return col, rest.split(".")
+        raise FilterError(
+            f"unknown column {name!r} in filter; columns of {self.table.name!r}: {', '.join(self.table.c.keys())}"
+        )
+
+    def field(self, name: str, cond: Any) -> ColumnElement[bool]:
+        col, path = self.column(name)
+        if isinstance(col.type, VectorType):
+            raise FilterError(f"{name!r} is a vector column; filter on other columns")
+        if isinstance(cond, Mapping) and cond and all(isinstance(k, str) and k.startswith("$") for k in cond):
+            parts = [self.op(name, col, path, op, arg) for op, arg in cond.items()]
+            return parts[0] if len(parts) == 1 else sa.and_(*parts)
+        if isinstance(cond, Mapping) and any(isinstance(k, str) and k.startswith("$") for k in cond):
+            raise FilterError(f"{name!r}: don't mix operators and plain keys in {dict(cond)!r}")
+        return self.op(name, col, path, "$eq", cond)
+
+    def op(self, name: str, col: Any, path: list[str], op: str, arg: Any) -> ColumnElement[bool]:
+        if op not in FIELD_OPS:
+            raise FilterError(f"unknown filter operator {op!r} on {name!r}; known: {', '.join(FIELD_OPS)}")
+        if op == "$exists":
+            expr = _json_value(col, path, None) if path else col
+            return expr.is_not(None) if arg else expr.is_(None)
+        if op in ("$in", "$nin"):
+            if not isinstance(arg, (list, tuple, set, frozenset)):
+                raise FilterError(f"{op} on {name!r} takes a list, got {arg!r}")
+            values = list(arg)
+            sample = next((v for v in values if v is not None), None)
+            expr = _json_value(col, path, sample) if path else col
+            return expr.in_(values) if op == "$in" else sa.or_(expr.not_in(values), expr.is_(None))
+        if op == "$contains":
+            if path or isinstance(col.type, sa.JSON):
+                target = col[tuple(path)] if path else col
+                if self.json_contains is None:
+                    raise FilterError(f"$contains on JSON {name!r} is not supported by this engine")
+                return self.json_contains(target, arg)
+            if not isinstance(arg, str):
+                raise FilterError(f"$contains on text column {name!r} takes a string, got {arg!r}")
+            return col.contains(arg, autoescape=True)
+        if op == "$like":
+            if not isinstance(arg, str):
+                raise FilterError(f"$like on {name!r} takes a pattern string, got {arg!r}")
+            expr = _json_value(col, path, "") if path else col
+            return expr.like(arg)
+        if isinstance(arg, (Mapping, list, tuple)) and not path and not isinstance(col.type, sa.JSON):
+            raise FilterError(f"{op} on {name!r} takes a single value, got {arg!r}")
+        expr = _json_value(col, path, arg) if path else col
+        if arg is None:
+            if op == "$eq":
+                return expr.is_(None)
+            if op == "$ne":
+                return expr.is_not(None)
+            raise FilterError(f"{op} on {name!r} can't compare with null")
+        return {
+            "$eq": expr.__eq__,
+            "$ne": lambda v: sa.or_(expr != v, expr.is_(None)),
+            "$gt": expr.__gt__,
+            "$gte": expr.__ge__,
+            "$lt": expr.__lt__,
+            "$lte": expr.__le__,
+        }[op](arg)
+
+
+def _json_value(col: Any, path: list[str], sample: Any) -> Any:
+    """``col`` at ``path`` typed after the value it is compared with (so each engine casts right)."""
+    elem = col[tuple(path)]
+    if isinstance(sample, bool):
+        return elem.as_boolean()
+    if isinstance(sample, int):
+        return elem.as_integer()
+    if isinstance(sample, float):
+        return elem.as_float()
+    if isinstance(sample, (str, dt.date, dt.datetime)) or sample is None:
+        return elem.as_string()
+    return elem

@@ -1,0 +1,84 @@
+"""Result sets of queries and searches: lists of dicts with pytidb's conversion methods."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from lookalike.errors import ConfigurationError, LookalikeError, MissingDependencyError
+
+
+class QueryResult:
+    """Rows as dicts, with ``to_list``, ``to_rows``, ``to_pandas``, ``to_pydantic``, ``scalar``, ``one``."""
+
+    def __init__(self, rows: list[dict[str, Any]], model: type | None = None) -> None:
+        self._rows = rows
+        self._model = model
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return iter(self._rows)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return self._rows[i]
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {len(self._rows)} rows>"
+
+    def to_list(self) -> list[dict[str, Any]]:
+        """The rows as a list of dicts."""
+        return [dict(r) for r in self._rows]
+
+    def to_rows(self) -> list[tuple[Any, ...]]:
+        """The rows as tuples, in column order."""
+        return [tuple(r.values()) for r in self._rows]
+
+    def to_pandas(self) -> Any:
+        """The rows as a pandas DataFrame (needs ``lookalike[pandas]``)."""
+        try:
+            import pandas as pd
+        except ImportError as exc:
+            raise MissingDependencyError("to_pandas()", "pandas", package="pandas") from exc
+        return pd.DataFrame(self.to_list())
+
+    def to_pydantic(self, model: type | None = None) -> list[Any]:
+        """The rows as instances of ``model`` (default: the table's model).
+
+        Extra keys such as ``_distance`` and ``_score`` are set as attributes when the model allows.
+        """
+        model = model or self._model
+        if model is None:
+            raise ConfigurationError("to_pydantic() needs a model class for raw SQL results")
+        out = []
+        for row in self._rows:
+            fields = {k: v for k, v in row.items() if not k.startswith("_")}
+            try:
+                obj = model.model_validate(fields) if hasattr(model, "model_validate") else model(**fields)
+            except Exception as exc:
+                raise LookalikeError(f"row does not fit {model.__name__}: {exc}") from exc
+            for k, v in row.items():
+                if k.startswith("_"):
+                    try:
+                        object.__setattr__(obj, k, v)
+                    except (AttributeError, TypeError):
+                        pass
+            out.append(obj)
+        return out
+
+    def scalar(self) -> Any:
+        """The first column of the first row, or None."""
+        if not self._rows:
+            return None
+        return next(iter(self._rows[0].values()), None)
+
+    def one(self) -> dict[str, Any]:
+        """Exactly one row (raises otherwise)."""
+        if len(self._rows) != 1:
+            raise LookalikeError(f"expected exactly one row, got {len(self._rows)}")
+        return dict(self._rows[0])
+
+    def first(self) -> dict[str, Any] | None:
+        """The first row or None."""
+        return dict(self._rows[0]) if self._rows else None

@@ -1,0 +1,502 @@
+"""``Table``: insert, bulk-insert, update, delete, get, query and search one table.
+
+Vector columns with a ``source_field`` are filled automatically: only missing vectors are computed, a
+``None``/empty source leaves the vector NULL, and bulk work runs in chunks (one transaction each) with
+an explicit policy for bad items (``on_error="raise"`` writes nothing of the failing chunk and names the
+item; ``"skip"`` writes the rest and reports what failed and why).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import sqlalchemy as sa
+
+from lookalike.embeddings.base import check_vector
+from lookalike.errors import (
+    BulkInsertError,
+    ConfigurationError,
+    LookalikeError,
+    SchemaError,
+    describe_item,
+)
+from lookalike.filters import compile_filter
+from lookalike.results import QueryResult
+from lookalike.schema import TableSpec, VectorSpec, normalize_metric
+
+if TYPE_CHECKING:
+    from lookalike.client import Client
+    from lookalike.search import Search
+
+OnError = Literal["raise", "skip"]
+Progress = Callable[[int, int], None]
+"""``progress(done, total)``: items written so far (including failed ones) out of the total."""
+
+DEFAULT_CHUNK_SIZE = 256
+
+
+@dataclass(frozen=True)
+class FailedItem:
+    """An item that bulk work skipped: its position, a description, and the error."""
+
+    index: int
+    item: str
+    error: LookalikeError
+
+    def __str__(self) -> str:
+        return f"item {self.index} ({self.item}): {self.error}"
+
+
+class InsertResult(list):  # type: ignore[type-arg]
+    """The inserted rows (model instances or dicts, with ids), plus ``failed`` items when skipping."""
+
+    def __init__(self, rows: Iterable[Any] = (), failed: list[FailedItem] | None = None) -> None:
+        super().__init__(rows)
+        self.failed: list[FailedItem] = failed or []
+
+
+class Table:
+    """One table of a :class:`~lookalike.Client` (get it from ``create_table`` or ``open_table``)."""
+
+    def __init__(self, client: Client, spec: TableSpec) -> None:
+        self._client = client
+        self._spec = spec
+
+    # ------------------------------------------------------------------ description
+    @property
+    def name(self) -> str:
+        return self._spec.name
+
+    @property
+    def table_model(self) -> Any:
+        """The model class (the one given to ``create_table``, or rebuilt by ``open_table``)."""
+        return self._spec.model
+
+    @property
+    def client(self) -> Client:
+        return self._client
+
+    @property
+    def spec(self) -> TableSpec:
+        return self._spec
+
+    @property
+    def vector_columns(self) -> dict[str, VectorSpec]:
+        """The vector columns and their settings."""
+        return dict(self._spec.vectors)
+
+    @property
+    def primary_key(self) -> str:
+        return self._spec.primary_key
+
+    def vector_field(self, name: str | None = None) -> VectorSpec:
+        """The vector column called ``name``, or the only one (raises if there are several)."""
+        vectors = self._spec.vectors
+        if name is not None:
+            if name not in vectors:
+                raise SchemaError(
+                    f"{name!r} is not a vector column of {self.name!r}; vector columns: {list(vectors)}"
+                )
+            return vectors[name]
+        if not vectors:
+            raise SchemaError(f"table {self.name!r} has no vector column")
+        if len(vectors) > 1:
+            raise SchemaError(
+                f"table {self.name!r} has several vector columns ({', '.join(vectors)}); "
+                "pick one with .vector_column(name)"
+            )
+        return next(iter(vectors.values()))
+
+    def columns(self) -> list[dict[str, Any]]:
+        """Each column's name, SQL type, nullability and primary-key flag."""
+        engine = self._client.engine.sa_engine
+        out = []
+        for col in self._spec.sa_table.columns:
+            out.append(
+                {
+                    "name": col.name,
+                    "type": col.type.compile(dialect=engine.dialect),
+                    "nullable": bool(col.nullable),
+                    "primary_key": bool(col.primary_key),
+                    "vector": col.name in self._spec.vectors,
+                }
+            )
+        return out
+
+    def __repr__(self) -> str:
+        return f"<lookalike.Table {self.name!r} on {self._client.engine.name}>"
+
+    # ------------------------------------------------------------------ rows in
+    def _as_dict(self, obj: Any, index: int | None = None) -> dict[str, Any]:
+        if isinstance(obj, Mapping):
+            row = dict(obj)
+        elif hasattr(obj, "model_dump"):
+            row = {c: getattr(obj, c, None) for c in self._spec.sa_table.columns.keys()}
+        else:
+            raise SchemaError(
+                f"item {describe_item(obj)} is neither a dict nor a model instance", item=obj, index=index
+            )
+        unknown = [k for k in row if k not in self._spec.sa_table.c]
+        if unknown:
+            raise SchemaError(
+                f"unknown column {unknown[0]!r} for table {self.name!r}"
+                + (f" (item {index})" if index is not None else ""),
+                item=obj,
+                index=index,
+            )
+        pk = self.primary_key
+        if row.get(pk) is None:
+            row.pop(pk, None)
+        return row
+
+    def _check_vectors(self, row: dict[str, Any], index: int | None) -> None:
+        for name, vec in self._spec.vectors.items():
+            value = row.get(name)
+            if value is None:
+                continue
+            where = f"item {index}, column {name!r}" if index is not None else f"column {name!r}"
+            try:
+                row[name] = check_vector(value, vec.dimensions, item=value, what=f"vector ({where})")
+            except LookalikeError as exc:
+                exc.index = index
+                raise
+
+    def _fill_vectors(
+        self, rows: list[dict[str, Any]], on_error: OnError, base_index: int = 0
+    ) -> dict[int, LookalikeError]:
+        """Compute missing vectors in place; return errors by row position (only with ``skip``)."""
+        errors: dict[int, LookalikeError] = {}
+        for name, vec in self._spec.vectors.items():
+            if vec.source_field is None or vec.embed_fn is None:
+                continue
+            todo = [
+                i
+                for i, r in enumerate(rows)
+                if i not in errors and r.get(name) is None and not _empty(r.get(vec.source_field))
+            ]
+            if not todo:
+                continue
+            sources = [rows[i][vec.source_field] for i in todo]
+            try:
+                out = self._embed_sources(vec, sources, on_error)
+            except LookalikeError as exc:
+                if exc.index is not None:
+                    exc.index = base_index + todo[exc.index]
+                    exc.message = (
+                        f"item {exc.index} ({describe_item(exc.item)}), column {name!r}: "
+                        + _strip_item(exc.message)
+                    )
+                    exc.args = (exc.message,)
+                raise
+            for i, res in zip(todo, out):
+                if isinstance(res, LookalikeError):
+                    errors[i] = res
+                elif res is not None:
+                    rows[i][name] = res
+        return errors
+
+    def _embed_sources(self, vec: VectorSpec, sources: list[Any], on_error: OnError) -> list[Any]:
+        assert vec.embed_fn is not None
+        return vec.embed_fn.embed_sources(sources, source_type=vec.source_type, on_error=on_error)  # type: ignore[arg-type]
+
+    def _write(self, rows: list[dict[str, Any]]) -> list[Any]:
+        with self._client._conn(write=True) as conn:
+            return self._client.engine.insert_rows(conn, self._spec, rows)
+
+    def _result_row(self, original: Any, row: dict[str, Any], pk_value: Any) -> Any:
+        pk = self.primary_key
+        row[pk] = pk_value
+        if isinstance(original, Mapping) or not hasattr(original, "model_dump"):
+            out = dict(original) if isinstance(original, Mapping) else {}
+            out.update({k: _plain(v) for k, v in row.items()})
+            return out
+        for name in self._spec.vectors:
+            if row.get(name) is not None:
+                setattr(original, name, _plain(row[name]))
+        setattr(original, pk, pk_value)
+        return original
+
+    def insert(self, data: Any) -> Any:
+        """Insert one row (model instance or dict); returns it with its id and vectors filled."""
+        row = self._as_dict(data)
+        self._check_vectors(row, None)
+        self._fill_vectors([row], "raise")
+        self._check_vectors(row, None)
+        ids = self._write([row])
+        return self._result_row(data, row, ids[0])
+
+    def bulk_insert(
+        self,
+        data: Iterable[Any],
+        *,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        on_error: OnError = "raise",
+        progress: Progress | None = None,
+    ) -> InsertResult:
+        """Insert many rows in chunks (one transaction per chunk); vectors are filled automatically.
+
+        Returns the inserted rows with their ids (``.failed`` lists skipped items with ``on_error="skip"``).
+        With ``on_error="raise"`` a failing item raises :class:`BulkInsertError` naming it, and nothing of
+        its chunk is written (earlier chunks stay, unless the call runs inside ``client.session()``).
+        """
+        from lookalike.ingest import run_ingest
+
+        if on_error not in ("raise", "skip"):
+            raise ConfigurationError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+        if chunk_size <= 0:
+            raise ConfigurationError(f"chunk_size must be positive, got {chunk_size!r}")
+        return run_ingest(self, data, chunk_size=chunk_size, on_error=on_error, progress=progress)
+
+    def _insert_chunk(
+        self, items: Sequence[Any], base_index: int, on_error: OnError
+    ) -> tuple[list[Any], list[FailedItem]]:
+        """Prepare, embed and write one chunk; returns (inserted rows, failed items)."""
+        rows: list[dict[str, Any] | None] = []
+        failed: list[FailedItem] = []
+        for j, obj in enumerate(items):
+            try:
+                row = self._as_dict(obj, base_index + j)
+                self._check_vectors(row, base_index + j)
+                rows.append(row)
+            except LookalikeError as exc:
+                if on_error == "raise":
+                    raise _bulk_error(exc, base_index + j, obj) from exc
+                failed.append(FailedItem(base_index + j, describe_item(obj), exc))
+                rows.append(None)
+        live = [i for i, r in enumerate(rows) if r is not None]
+        live_rows = [rows[i] for i in live]
+        try:
+            errors = self._fill_vectors(live_rows, on_error, base_index)  # type: ignore[arg-type]
+        except LookalikeError as exc:
+            index = exc.index if exc.index is not None else base_index
+            raise _bulk_error(exc, index, exc.item) from exc
+        keep: list[int] = []
+        for k, i in enumerate(live):
+            if k in errors:
+                failed.append(FailedItem(base_index + i, describe_item(items[i]), errors[k]))
+            else:
+                keep.append(i)
+        to_write = [rows[i] for i in keep]
+        for i in keep:
+            self._check_vectors(rows[i], base_index + i)  # type: ignore[arg-type]
+        ids = self._write(to_write) if to_write else []  # type: ignore[arg-type]
+        inserted = [self._result_row(items[i], rows[i], pk) for i, pk in zip(keep, ids)]  # type: ignore[arg-type]
+        failed.sort(key=lambda f: f.index)
+        return inserted, failed
+
+    def save(self, data: Any) -> Any:
+        """Insert the row, or update it when a row with its primary key exists (upsert)."""
+        row = self._as_dict(data)
+        pk = self.primary_key
+        if row.get(pk) is None or self.get(row[pk]) is None:
+            return self.insert(data)
+        key = row.pop(pk)
+        self.update(row, {pk: key})
+        return self._result_row(data, row, key) if not isinstance(data, Mapping) else {**data, pk: key}
+
+    def update(self, values: Mapping[str, Any], filters: Any = None) -> int:
+        """Set ``values`` on the rows matching ``filters``; returns the number of rows changed.
+
+        A changed source column re-embeds its vector column (unless the vector is given too).
+        """
+        values = dict(values)
+        unknown = [k for k in values if k not in self._spec.sa_table.c]
+        if unknown:
+            raise SchemaError(f"unknown column {unknown[0]!r} for table {self.name!r}")
+        for name, vec in self._spec.vectors.items():
+            if vec.source_field in values and name not in values:
+                src = values[vec.source_field]
+                if _empty(src) or vec.embed_fn is None:
+                    values[name] = None
+                else:
+                    values[name] = self._embed_sources(vec, [src], "raise")[0]
+        self._check_vectors(values, None)
+        where = self._where(filters)
+        stmt = sa.update(self._spec.sa_table).values(**values)
+        if where is not None:
+            stmt = stmt.where(where)
+        with self._client._conn(write=True) as conn:
+            return conn.execute(stmt).rowcount
+
+    def delete(self, filters: Any = None) -> int:
+        """Delete the rows matching ``filters`` (every row when ``None``); returns how many."""
+        where = self._where(filters)
+        stmt = sa.delete(self._spec.sa_table)
+        if where is not None:
+            stmt = stmt.where(where)
+        with self._client._conn(write=True) as conn:
+            return conn.execute(stmt).rowcount
+
+    def truncate(self) -> None:
+        """Delete every row."""
+        with self._client._conn(write=True) as conn:
+            self._client.engine.truncate(conn, self._spec)
+
+    # ------------------------------------------------------------------ rows out
+    def _where(self, filters: Any) -> Any:
+        return compile_filter(filters, self._spec.sa_table, json_contains=self._client.engine.json_contains)
+
+    def _model_or_dict(self, row: Mapping[str, Any]) -> Any:
+        model = self._spec.model
+        data = {k: v for k, v in row.items()}
+        if model is None:
+            return data
+        return model(**data)
+
+    def get(self, id: Any) -> Any:
+        """The row with this primary key (a model instance), or None."""
+        pk = self._spec.sa_table.c[self.primary_key]
+        with self._client._conn(write=False) as conn:
+            row = conn.execute(sa.select(self._spec.sa_table).where(pk == id)).first()
+        return None if row is None else self._model_or_dict(row._mapping)
+
+    def query(
+        self,
+        filters: Any = None,
+        order_by: Any = None,
+        limit: int | None = None,
+        offset: int | None = None,
+        *,
+        columns: Sequence[str] | None = None,
+    ) -> QueryResult:
+        """Rows matching ``filters``, ordered (``"col"``, ``"-col"``, ``("col", "desc")`` or a list)."""
+        table = self._spec.sa_table
+        cols = [table.c[c] for c in columns] if columns else [table]
+        stmt = sa.select(*cols)
+        where = self._where(filters)
+        if where is not None:
+            stmt = stmt.where(where)
+        for clause in _order_clauses(order_by, table):
+            stmt = stmt.order_by(clause)
+        if limit is not None:
+            stmt = stmt.limit(int(limit))
+        if offset:
+            stmt = stmt.offset(int(offset))
+        with self._client._conn(write=False) as conn:
+            rows = [dict(r._mapping) for r in conn.execute(stmt)]
+        return QueryResult(rows, self._spec.model)
+
+    def rows(self) -> int:
+        """How many rows the table holds."""
+        with self._client._conn(write=False) as conn:
+            return int(
+                conn.execute(sa.select(sa.func.count()).select_from(self._spec.sa_table)).scalar() or 0
+            )
+
+    count = rows
+
+    # ------------------------------------------------------------------ search and indexes
+    def search(
+        self,
+        query: Any = None,
+        search_type: str = "vector",
+        *,
+        text: str | None = None,
+        image: Any = None,
+        vector: Any = None,
+    ) -> Search:
+        """Start a vector search by text, image (URL, path, PIL, bytes, data URI) or vector.
+
+        ``search("orange tabby cat")`` decides from the value; ``search(text=...)``,
+        ``search(image=...)`` and ``search(vector=...)`` say it explicitly, so no input is ambiguous.
+        """
+        from lookalike.search import Search
+
+        if search_type != "vector":
+            raise ConfigurationError(f"search_type {search_type!r} is not supported yet; use 'vector'")
+        given = [
+            (k, v)
+            for k, v in (("auto", query), ("text", text), ("image", image), ("vector", vector))
+            if v is not None
+        ]
+        if len(given) != 1:
+            raise ConfigurationError("pass exactly one of query, text=, image= or vector= to search()")
+        kind, value = given[0]
+        if kind == "auto" and _is_vector(value):
+            kind = "vector"
+        return Search(self, value, kind)
+
+    def create_vector_index(
+        self,
+        column: str | None = None,
+        *,
+        metric: str | None = None,
+        skip_existing: bool = True,
+        **params: Any,
+    ) -> None:
+        """Build an ANN index on a vector column (the embedded engine searches exactly: a no-op there)."""
+        vec = self.vector_field(column)
+        metric = normalize_metric(metric or vec.distance_metric)
+        with self._client._conn(write=True) as conn:
+            if skip_existing and self._client.engine.has_vector_index(conn, self._spec, vec.name):
+                return
+            self._client.engine.create_vector_index(conn, self._spec, vec.name, metric, params)
+
+    def has_vector_index(self, column: str | None = None) -> bool:
+        """True when the engine holds an ANN index on the column."""
+        vec = self.vector_field(column)
+        with self._client._conn(write=False) as conn:
+            return self._client.engine.has_vector_index(conn, self._spec, vec.name)
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _empty(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _plain(value: Any) -> Any:
+    return value.tolist() if isinstance(value, np.ndarray) else value
+
+
+def _is_vector(value: Any) -> bool:
+    if isinstance(value, np.ndarray):
+        return value.ndim == 1 and value.dtype.kind in "fiu"
+    if isinstance(value, (list, tuple)) and value:
+        return all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in value)
+    return False
+
+
+def _strip_item(message: str) -> str:
+    if message.startswith("item ") and "): " in message:
+        return message.split("): ", 1)[1]
+    return message
+
+
+def _bulk_error(exc: LookalikeError, index: int, item: Any) -> BulkInsertError:
+    msg = _strip_item(exc.message)
+    prefix = f"item {index} ({describe_item(item)})"
+    if not msg.startswith("item "):
+        msg = f"{prefix}: {msg}"
+    err = BulkInsertError(
+        f"bulk_insert failed, nothing of its chunk was written: {msg}", item=item, index=index
+    )
+    return err
+
+
+def _order_clauses(order_by: Any, table: sa.Table) -> list[Any]:
+    if order_by is None:
+        return []
+    items = order_by if isinstance(order_by, list) else [order_by]
+    out = []
+    for item in items:
+        if isinstance(item, str):
+            desc = item.startswith("-")
+            name = item.lstrip("-+")
+            if name not in table.c:
+                raise SchemaError(f"unknown column {name!r} in order_by")
+            out.append(table.c[name].desc() if desc else table.c[name].asc())
+        elif isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str):
+            name, direction = item
+            if name not in table.c:
+                raise SchemaError(f"unknown column {name!r} in order_by")
+            if str(direction).lower() not in ("asc", "desc"):
+                raise SchemaError(f"order_by direction must be 'asc' or 'desc', got {direction!r}")
+            out.append(table.c[name].desc() if str(direction).lower() == "desc" else table.c[name].asc())
+        else:
+            out.append(item)
+    return out

@@ -1,0 +1,188 @@
+"""Exact vector search over a contiguous float32 matrix held in memory.
+
+:class:`VectorMatrix` keeps ``ids`` (sorted row ids) and their vectors in one C-contiguous array with
+spare capacity, plus the squared norms that cosine and L2 need, so a query is one BLAS mat-vec plus an
+``argpartition``. Rows are appended, replaced and removed in place, so the matrix follows writes
+without a reload.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+_L1_CHUNK = 16_384  # rows per block for L1, which needs an (n, d) temporary
+
+
+class VectorMatrix:
+    """Row ids and their vectors, kept sorted by id."""
+
+    def __init__(self, dimensions: int) -> None:
+        self.dimensions = dimensions
+        self._ids = np.empty(0, dtype=np.int64)
+        self._data = np.empty((0, dimensions), dtype=np.float32)
+        self._sq = np.empty(0, dtype=np.float32)
+        self._n = 0
+
+    # ------------------------------------------------------------------ contents
+    def __len__(self) -> int:
+        return self._n
+
+    @property
+    def ids(self) -> np.ndarray:
+        return self._ids[: self._n]
+
+    @property
+    def data(self) -> np.ndarray:
+        return self._data[: self._n]
+
+    @property
+    def max_id(self) -> int:
+        return int(self._ids[self._n - 1]) if self._n else -(2**62)
+
+    def replace_all(self, ids: np.ndarray, data: np.ndarray) -> None:
+        """Load everything at once (ids must be sorted ascending)."""
+        self._ids = np.ascontiguousarray(ids, dtype=np.int64)
+        self._data = np.ascontiguousarray(data, dtype=np.float32).reshape(-1, self.dimensions)
+        self._n = len(self._ids)
+        self._sq = np.einsum("ij,ij->i", self._data, self._data) if self._n else np.empty(0, np.float32)
+
+    def _reserve(self, extra: int) -> None:
+        need = self._n + extra
+        if need <= len(self._ids):
+            return
+        cap = max(need, int(len(self._ids) * 1.5) + 1024)
+        ids = np.empty(cap, dtype=np.int64)
+        data = np.empty((cap, self.dimensions), dtype=np.float32)
+        sq = np.empty(cap, dtype=np.float32)
+        ids[: self._n] = self._ids[: self._n]
+        data[: self._n] = self._data[: self._n]
+        sq[: self._n] = self._sq[: self._n]
+        self._ids, self._data, self._sq = ids, data, sq
+
+    def upsert(self, ids: np.ndarray, data: np.ndarray) -> None:
+        """Insert or replace rows."""
+        ids = np.asarray(ids, dtype=np.int64)
+        if not len(ids):
+            return
+        data = np.asarray(data, dtype=np.float32).reshape(-1, self.dimensions)
+        order = np.argsort(ids, kind="stable")
+        ids, data = ids[order], data[order]
+        cur = self.ids
+        pos = np.searchsorted(cur, ids)
+        found = (
+            (pos < len(cur)) & (cur[np.minimum(pos, len(cur) - 1)] == ids)
+            if len(cur)
+            else np.zeros(len(ids), bool)
+        )
+        if found.any():
+            p = pos[found]
+            self._data[p] = data[found]
+            self._sq[p] = np.einsum("ij,ij->i", data[found], data[found])
+        new_ids, new_data = ids[~found], data[~found]
+        if not len(new_ids):
+            return
+        self._reserve(len(new_ids))
+        n = self._n
+        if n == 0 or new_ids[0] > self._ids[n - 1]:  # the common case: appends in id order
+            self._ids[n : n + len(new_ids)] = new_ids
+            self._data[n : n + len(new_ids)] = new_data
+            self._sq[n : n + len(new_ids)] = np.einsum("ij,ij->i", new_data, new_data)
+            self._n += len(new_ids)
+            return
+        merged_ids = np.concatenate([self.ids, new_ids])
+        merged_data = np.concatenate([self.data, new_data])
+        order = np.argsort(merged_ids, kind="stable")
+        self.replace_all(merged_ids[order], merged_data[order])
+
+    def remove(self, ids: np.ndarray) -> None:
+        """Drop rows (ids not present are ignored)."""
+        ids = np.asarray(ids, dtype=np.int64)
+        if not len(ids) or not self._n:
+            return
+        keep = ~np.isin(self.ids, ids)
+        if keep.all():
+            return
+        self.replace_all(self.ids[keep], self.data[keep])
+
+    def positions(self, ids: np.ndarray) -> np.ndarray:
+        """Positions of the given ids that are present (others are dropped)."""
+        ids = np.asarray(ids, dtype=np.int64)
+        cur = self.ids
+        if not len(cur) or not len(ids):
+            return np.empty(0, dtype=np.int64)
+        pos = np.searchsorted(cur, ids)
+        pos = np.minimum(pos, len(cur) - 1)
+        return pos[cur[pos] == ids]
+
+    # ------------------------------------------------------------------ search
+    def distances(self, query: np.ndarray, metric: str, positions: np.ndarray | None = None) -> np.ndarray:
+        """Distances from ``query`` to every row (or the rows at ``positions``)."""
+        q = np.asarray(query, dtype=np.float32)
+        data = self.data if positions is None else self.data[positions]
+        if metric == "l1":
+            out = np.empty(len(data), dtype=np.float32)
+            for start in range(0, len(data), _L1_CHUNK):
+                block = data[start : start + _L1_CHUNK]
+                out[start : start + len(block)] = np.abs(block - q).sum(axis=1)
+            return out
+        dots = data @ q
+        if metric == "inner_product":
+            return -dots
+        sq = self._sq[: self._n] if positions is None else self._sq[positions]
+        if metric == "cosine":
+            qn = float(np.sqrt(q @ q))
+            norms = np.sqrt(sq)
+            denom = norms * (qn if qn > 0 else 1.0)
+            denom[denom == 0] = 1.0
+            return 1.0 - dots / denom
+        if metric == "l2":
+            d2 = sq - 2.0 * dots + float(q @ q)
+            np.maximum(d2, 0.0, out=d2)
+            return np.sqrt(d2)
+        raise ValueError(f"unknown metric {metric!r}")
+
+    def search(
+        self,
+        query: np.ndarray,
+        metric: str,
+        k: int,
+        *,
+        candidate_ids: np.ndarray | None = None,
+        distance_min: float | None = None,
+        distance_max: float | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` (ids, distances), nearest first, optionally among ``candidate_ids`` only."""
+        if not self._n or k <= 0:
+            return np.empty(0, np.int64), np.empty(0, np.float32)
+        positions = None
+        if candidate_ids is not None:
+            positions = self.positions(candidate_ids)
+            if not len(positions):
+                return np.empty(0, np.int64), np.empty(0, np.float32)
+            if len(positions) > self._n // 3:
+                # a wide filter: one full mat-vec beats gathering a large subset
+                dist_all = self.distances(query, metric)
+                dist = dist_all[positions]
+            else:
+                dist = self.distances(query, metric, positions)
+        else:
+            dist = self.distances(query, metric)
+        idx_space = positions
+        if distance_min is not None or distance_max is not None:
+            mask = np.ones(len(dist), dtype=bool)
+            if distance_min is not None:
+                mask &= dist >= distance_min
+            if distance_max is not None:
+                mask &= dist <= distance_max
+            sel = np.flatnonzero(mask)
+            dist = dist[sel]
+            idx_space = sel if positions is None else positions[sel]
+        if not len(dist):
+            return np.empty(0, np.int64), np.empty(0, np.float32)
+        if k < len(dist):
+            part = np.argpartition(dist, k - 1)[:k]
+        else:
+            part = np.arange(len(dist))
+        part = part[np.lexsort((part, dist[part]))]  # by distance, ties by position (stable results)
+        rows = part if idx_space is None else idx_space[part]
+        return self.ids[rows], dist[part]
