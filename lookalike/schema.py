@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as _dt
 import decimal
 import uuid
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -195,7 +196,16 @@ class _TableModelMeta(SQLModelMetaclass):
             # each model gets its own MetaData so redefining a table (if_exists="overwrite", tests,
             # notebooks) never merges columns of an old definition into the new one
             namespace.setdefault("metadata", sa.MetaData())
-        return super().__new__(mcs, name, bases, namespace, **kwargs)
+        with warnings.catch_warnings():
+            # redefining a model of the same name is normal here (own MetaData per model); SQLAlchemy's
+            # string-lookup table for relationships is all that the warning is about
+            warnings.filterwarnings("ignore", message=".*same class name and module name.*")
+            return super().__new__(mcs, name, bases, namespace, **kwargs)
+
+    def __init__(cls, name: str, bases: tuple[type, ...], namespace: dict[str, Any], **kwargs: Any) -> None:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*same class name and module name.*")
+            super().__init__(name, bases, namespace, **kwargs)
 
 
 class TableModel(SQLModel, metaclass=_TableModelMeta):
@@ -310,6 +320,10 @@ class TableSpec:
         _ = result.primary_key
         return result
 
+    def _model_default(self, name: str) -> Any:
+        info = getattr(self.model, "model_fields", {}).get(name)
+        return None if info is None else info.default
+
     def describe(self) -> dict[str, Any]:
         """The JSON-able description stored in the database (no secrets)."""
         columns = []
@@ -327,6 +341,9 @@ class TableSpec:
                 entry["length"] = col.type.length  # type: ignore[attr-defined]
             if kind == "int" and isinstance(col.type, sa.BigInteger):
                 entry["big"] = True
+            default = self._model_default(col.name)
+            if isinstance(default, (int, float, str, bool)):
+                entry["default"] = default
             columns.append(entry)
         vectors = {}
         for name, spec in self.vectors.items():
@@ -363,7 +380,7 @@ class TableSpec:
             py = _PY_TYPES.get(kind, str)
             annotations[cname] = py if col.get("primary_key") else py | None
             namespace[cname] = _SQLModelField(
-                default=None,
+                default=col.get("default"),
                 primary_key=bool(col.get("primary_key")),
                 sa_type=_sa_type(kind, col),
                 nullable=bool(col.get("nullable", True)),

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import sqlalchemy as sa
 
+from lookalike.cache import EmbeddingCache, SourceInfo, forget_table, read_sources, record_sources
 from lookalike.embeddings.base import check_vector
 from lookalike.errors import (
     BulkInsertError,
@@ -36,6 +37,15 @@ Progress = Callable[[int, int], None]
 """``progress(done, total)``: items written so far (including failed ones) out of the total."""
 
 DEFAULT_CHUNK_SIZE = 256
+
+
+@dataclass(frozen=True)
+class _SideWrites:
+    """What one vector column's embedding left to write with the rows."""
+
+    column: str
+    cache: EmbeddingCache | None
+    infos: dict[int, SourceInfo]
 
 
 @dataclass(frozen=True)
@@ -150,7 +160,28 @@ class Table:
         pk = self.primary_key
         if row.get(pk) is None:
             row.pop(pk, None)
+        for name, value in self._defaults().items():
+            if name not in row:
+                row[name] = value() if callable(value) else value
         return row
+
+    def _defaults(self) -> dict[str, Any]:
+        """Model field defaults, applied to dict rows so they match model instances."""
+        cached = getattr(self, "_defaults_cache", None)
+        if cached is not None:
+            return cached
+        out: dict[str, Any] = {}
+        model = self._spec.model
+        fields = getattr(model, "model_fields", {}) if model is not None else {}
+        for name, info in fields.items():
+            if name not in self._spec.sa_table.c or name == self.primary_key:
+                continue
+            if info.default_factory is not None:
+                out[name] = info.default_factory
+            elif info.default is not None and not _is_undefined(info.default):
+                out[name] = info.default
+        self._defaults_cache = out
+        return out
 
     def _check_vectors(self, row: dict[str, Any], index: int | None) -> None:
         for name, vec in self._spec.vectors.items():
@@ -166,9 +197,14 @@ class Table:
 
     def _fill_vectors(
         self, rows: list[dict[str, Any]], on_error: OnError, base_index: int = 0
-    ) -> dict[int, LookalikeError]:
-        """Compute missing vectors in place; return errors by row position (only with ``skip``)."""
+    ) -> tuple[dict[int, LookalikeError], list[_SideWrites]]:
+        """Compute missing vectors in place.
+
+        Returns errors by row position (only with ``skip``) and, per vector column, the cache entries
+        and source records to write in the same transaction as the rows.
+        """
         errors: dict[int, LookalikeError] = {}
+        side: list[_SideWrites] = []
         for name, vec in self._spec.vectors.items():
             if vec.source_field is None or vec.embed_fn is None:
                 continue
@@ -180,8 +216,14 @@ class Table:
             if not todo:
                 continue
             sources = [rows[i][vec.source_field] for i in todo]
+            cache = (
+                None
+                if vec.embed_fn.remote
+                else EmbeddingCache(lambda: self._client._conn(write=False), vec.embed_fn)
+            )
+            infos: dict[int, SourceInfo] = {}
             try:
-                out = self._embed_sources(vec, sources, on_error)
+                out = self._embed_sources(vec, sources, on_error, cache=cache, infos=infos)
             except LookalikeError as exc:
                 if exc.index is not None:
                     exc.index = base_index + todo[exc.index]
@@ -196,15 +238,49 @@ class Table:
                     errors[i] = res
                 elif res is not None:
                     rows[i][name] = res
-        return errors
+            side.append(_SideWrites(name, cache, {todo[k]: info for k, info in infos.items()}))
+        return errors, side
 
-    def _embed_sources(self, vec: VectorSpec, sources: list[Any], on_error: OnError) -> list[Any]:
+    def _embed_sources(
+        self, vec: VectorSpec, sources: list[Any], on_error: OnError, **kwargs: Any
+    ) -> list[Any]:
         assert vec.embed_fn is not None
-        return vec.embed_fn.embed_sources(sources, source_type=vec.source_type, on_error=on_error)  # type: ignore[arg-type]
+        return vec.embed_fn.embed_sources(sources, source_type=vec.source_type, on_error=on_error, **kwargs)  # type: ignore[arg-type]
 
-    def _write(self, rows: list[dict[str, Any]]) -> list[Any]:
+    def _write(
+        self, rows: list[dict[str, Any]], side: Sequence[_SideWrites] = (), positions: Sequence[int] = ()
+    ) -> list[Any]:
+        """Insert rows, the new cache entries and the rows' source records in one transaction.
+
+        ``positions`` maps each written row to its position in the chunk that ``side`` refers to.
+        """
         with self._client._conn(write=True) as conn:
-            return self._client.engine.insert_rows(conn, self._spec, rows)
+            ids = self._client.engine.insert_rows(conn, self._spec, rows)
+            where = {p: k for k, p in enumerate(positions or range(len(rows)))}
+            for entry in side:
+                if entry.cache is not None:
+                    entry.cache.flush(conn)
+                record_sources(
+                    conn,
+                    self.name,
+                    entry.column,
+                    [(ids[where[p]], info) for p, info in entry.infos.items() if p in where],
+                )
+            return ids
+
+    def source_info(self, column: str | None = None) -> dict[str, SourceInfo]:
+        """Content hash, pixel size and byte size of each row's image source, by primary key (as text).
+
+        Recorded when lookalike read the image (local models); rows whose vectors came from elsewhere
+        have no entry.
+        """
+        name = (
+            self.vector_field(column).name
+            if column or len(self._spec.vectors) != 1
+            else next(iter(self._spec.vectors))
+        )
+        with self._client._conn(write=False) as conn:
+            return read_sources(conn, self.name, name)
 
     def _result_row(self, original: Any, row: dict[str, Any], pk_value: Any) -> Any:
         pk = self.primary_key
@@ -223,9 +299,9 @@ class Table:
         """Insert one row (model instance or dict); returns it with its id and vectors filled."""
         row = self._as_dict(data)
         self._check_vectors(row, None)
-        self._fill_vectors([row], "raise")
+        _, side = self._fill_vectors([row], "raise")
         self._check_vectors(row, None)
-        ids = self._write([row])
+        ids = self._write([row], side)
         return self._result_row(data, row, ids[0])
 
     def bulk_insert(
@@ -269,20 +345,22 @@ class Table:
         live = [i for i, r in enumerate(rows) if r is not None]
         live_rows = [rows[i] for i in live]
         try:
-            errors = self._fill_vectors(live_rows, on_error, base_index)  # type: ignore[arg-type]
+            errors, side = self._fill_vectors(live_rows, on_error, base_index)  # type: ignore[arg-type]
         except LookalikeError as exc:
             index = exc.index if exc.index is not None else base_index
             raise _bulk_error(exc, index, exc.item) from exc
         keep: list[int] = []
+        kept_live: list[int] = []
         for k, i in enumerate(live):
             if k in errors:
                 failed.append(FailedItem(base_index + i, describe_item(items[i]), errors[k]))
             else:
                 keep.append(i)
+                kept_live.append(k)
         to_write = [rows[i] for i in keep]
         for i in keep:
             self._check_vectors(rows[i], base_index + i)  # type: ignore[arg-type]
-        ids = self._write(to_write) if to_write else []  # type: ignore[arg-type]
+        ids = self._write(to_write, side, kept_live) if to_write else []  # type: ignore[arg-type]
         inserted = [self._result_row(items[i], rows[i], pk) for i, pk in zip(keep, ids)]  # type: ignore[arg-type]
         failed.sort(key=lambda f: f.index)
         return inserted, failed
@@ -334,6 +412,7 @@ class Table:
         """Delete every row."""
         with self._client._conn(write=True) as conn:
             self._client.engine.truncate(conn, self._spec)
+            forget_table(conn, self.name)
 
     # ------------------------------------------------------------------ rows out
     def _where(self, filters: Any) -> Any:
@@ -443,6 +522,10 @@ class Table:
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def _is_undefined(value: Any) -> bool:
+    return type(value).__name__ in ("PydanticUndefinedType", "UndefinedType")
 
 
 def _empty(value: Any) -> bool:

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 
@@ -35,6 +35,9 @@ from lookalike.errors import (
     describe_item,
 )
 from lookalike.images.refs import is_image_ref, looks_like_path
+
+if TYPE_CHECKING:
+    from lookalike.cache import EmbeddingCache, SourceInfo
 
 Purpose = Literal["query", "document"]
 SourceType = Literal["auto", "text", "image"]
@@ -148,6 +151,9 @@ class BaseEmbeddingFunction:
 
     provider: ClassVar[str] = "python"
     """Registry name of the provider; "python" means "import the class stored in the config"."""
+
+    remote: ClassVar[bool] = False
+    """True for providers that embed on a server (they get URLs as URLs; no local content cache)."""
 
     batch_size: int = 32
     """Items per call to ``embed_texts``/``embed_images``."""
@@ -276,12 +282,18 @@ class BaseEmbeddingFunction:
         on_error: OnError = "raise",
         purpose: Purpose = "document",
         progress: ProgressHook | None = None,
+        cache: EmbeddingCache | None = None,
+        infos: dict[int, SourceInfo] | None = None,
     ) -> list[np.ndarray | LookalikeError | None]:
         """Embed many stored items.
 
         Returns one entry per source: a float32 vector, ``None`` for a ``None``/empty source, or (with
         ``on_error="skip"``) the error for an item that failed. With ``on_error="raise"`` the first
         failure is raised with its ``index`` and ``item`` set.
+
+        Images are read and decoded by a thread pool one window ahead of inference, so decoding and
+        the model overlap. With ``cache``, each image's bytes are hashed first and cached vectors are
+        reused (no decode, no inference); ``infos`` then receives each image's :class:`SourceInfo`.
         """
         source_type = check_source_type(source_type)
         if on_error not in ("raise", "skip"):
@@ -313,28 +325,7 @@ class BaseEmbeddingFunction:
             )
             advance(len(batch))
         if images:
-            prepared_ok: list[int] = []
-            prepared: list[Any] = []
-            with ThreadPoolExecutor(max_workers=max(1, self.prepare_workers)) as pool:
-                for i, value in zip(images, pool.map(self._prepare_safe, [sources[i] for i in images])):
-                    if isinstance(value, LookalikeError):
-                        self._fail(results, i, sources[i], value, on_error)
-                        advance(1)
-                    else:
-                        prepared_ok.append(i)
-                        prepared.append(value)
-            for start in range(0, len(prepared_ok), self.batch_size):
-                idx = prepared_ok[start : start + self.batch_size]
-                self._embed_isolated(
-                    self.embed_images,
-                    prepared[start : start + self.batch_size],
-                    idx,
-                    sources,
-                    results,
-                    purpose,
-                    on_error,
-                )
-                advance(len(idx))
+            self._embed_images_pipelined(images, sources, results, purpose, on_error, advance, cache, infos)
         return results
 
     # pytidb's names
@@ -357,6 +348,100 @@ class BaseEmbeddingFunction:
         return [None if v is None else v.tolist() for v in out]  # type: ignore[union-attr]
 
     # ----------------------------------------------------------------- internals
+    def _embed_images_pipelined(
+        self,
+        images: list[int],
+        sources: Sequence[Any],
+        results: list[Any],
+        purpose: Purpose,
+        on_error: OnError,
+        advance: Callable[[int], None],
+        cache: EmbeddingCache | None,
+        infos: dict[int, SourceInfo] | None,
+    ) -> None:
+        """Read (+hash) → cache lookup → decode → batched inference, one window ahead of the model."""
+        window = max(self.batch_size, 1)
+        windows = [images[s : s + window] for s in range(0, len(images), window)]
+        workers = max(1, self.prepare_workers)
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lookalike-decode") as pool:
+
+            def read(win: list[int]) -> list[Future[Any]]:
+                return [pool.submit(_read_with_info, sources[i]) for i in win] if cache is not None else []
+
+            def decode(win: list[int], read_futs: list[Future[Any]]) -> list[tuple[int, Any, list[int]]]:
+                """Submit decoding for the window's cache misses: (index, future, aliases)."""
+                if cache is None:
+                    return [(i, pool.submit(self._prepare_safe, sources[i]), []) for i in win]
+                got: list[tuple[int, Any]] = []
+                for i, fut in zip(win, read_futs):
+                    value = fut.result()
+                    if isinstance(value, LookalikeError):
+                        self._fail(results, i, sources[i], value, on_error)
+                        advance(1)
+                    else:
+                        got.append((i, value))
+                hits = cache.lookup([info.hash for _, (_, info) in got])
+                out: list[tuple[int, Any, list[int]]] = []
+                first: dict[str, tuple[int, Any, list[int]]] = {}
+                for i, (src, info) in got:
+                    if infos is not None:
+                        infos[i] = info
+                    if info.hash in hits:
+                        results[i] = hits[info.hash]
+                        advance(1)
+                    elif info.hash in first:  # the same bytes twice in one window: embed once
+                        first[info.hash][2].append(i)
+                    else:
+                        entry = (i, pool.submit(self._prepare_safe, src), [])
+                        first[info.hash] = entry
+                        out.append(entry)
+                return out
+
+            def infer(batch: list[tuple[int, Any, list[int]]]) -> None:
+                ok: list[int] = []
+                prepared: list[Any] = []
+                aliases: dict[int, list[int]] = {}
+                for i, fut, alias in batch:
+                    value = fut.result()
+                    if isinstance(value, LookalikeError):
+                        for j in [i, *alias]:
+                            self._fail(results, j, sources[j], value, on_error)
+                        advance(1 + len(alias))
+                        continue
+                    ok.append(i)
+                    prepared.append(value)
+                    aliases[i] = alias
+                for start in range(0, len(ok), self.batch_size):
+                    idx = ok[start : start + self.batch_size]
+                    self._embed_isolated(
+                        self.embed_images,
+                        prepared[start : start + self.batch_size],
+                        idx,
+                        sources,
+                        results,
+                        purpose,
+                        on_error,
+                    )
+                    for i in idx:
+                        for j in aliases[i]:
+                            results[j] = results[i]
+                        if cache is not None and infos is not None and isinstance(results[i], np.ndarray):
+                            cache.remember(infos[i].hash, results[i])
+                        advance(1 + len(aliases[i]))
+
+            pending: list[tuple[int, Any, list[int]]] | None = None
+            reads = read(windows[0])
+            for k, win in enumerate(windows):
+                current_reads = reads
+                if k + 1 < len(windows):
+                    reads = read(windows[k + 1])
+                submitted = decode(win, current_reads)
+                if pending is not None:
+                    infer(pending)  # the model runs on window k-1 while threads decode window k
+                pending = submitted
+            if pending is not None:
+                infer(pending)
+
     def _prepare(self, ref: Any) -> Any:
         try:
             return self.prepare_image(ref)
@@ -437,6 +522,22 @@ class BaseEmbeddingFunction:
                 exc.args = (exc.message,)
             raise exc
         results[index] = exc
+
+
+def _read_with_info(ref: Any) -> tuple[Any, SourceInfo] | LookalikeError:
+    """Read an image's bytes and hash them (worker thread); errors are returned, not raised."""
+    from lookalike.cache import source_info
+    from lookalike.images import read_source
+
+    try:
+        src = read_source(ref)
+        return src, source_info(src)
+    except LookalikeError as exc:
+        if exc.item is None:
+            exc.item = ref
+        return exc
+    except Exception as exc:
+        return ImageInputError(f"could not read image {describe_item(ref)}: {exc}", item=ref)
 
 
 def _item_specific(exc: LookalikeError) -> bool:

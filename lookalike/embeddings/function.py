@@ -72,6 +72,10 @@ class EmbeddingFunction(BaseEmbeddingFunction):
         return self._impl.provider
 
     @property
+    def remote(self) -> bool:  # type: ignore[override]
+        return self._impl.remote
+
+    @property
     def impl(self) -> BaseEmbeddingFunction:
         """The provider object doing the work."""
         return self._impl
@@ -105,9 +109,10 @@ class EmbeddingFunction(BaseEmbeddingFunction):
         on_error: OnError = "raise",
         purpose: Purpose = "document",
         progress: ProgressHook | None = None,
+        **kwargs: Any,
     ) -> list[np.ndarray | LookalikeError | None]:
         return self._impl.embed_sources(
-            sources, source_type=source_type, on_error=on_error, purpose=purpose, progress=progress
+            sources, source_type=source_type, on_error=on_error, purpose=purpose, progress=progress, **kwargs
         )
 
     def config(self) -> dict[str, Any]:

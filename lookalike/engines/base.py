@@ -111,7 +111,10 @@ class Engine(ABC):
     # ------------------------------------------------------------------ catalogue
     def ensure_catalog(self, conn: Connection) -> None:
         if not self._catalog_ready:
+            from lookalike.cache import create_tables
+
             self._catalog.create(conn, checkfirst=True)
+            create_tables(conn)
             self._catalog_ready = True
 
     def save_description(self, conn: Connection, spec: TableSpec) -> None:
@@ -156,8 +159,11 @@ class Engine(ABC):
         """Engine-specific DDL after ``CREATE TABLE`` (triggers, indexes)."""
 
     def drop_table(self, conn: Connection, name: str) -> None:
+        from lookalike.cache import forget_table
+
         conn.execute(sa.text(f"DROP TABLE IF EXISTS {self.quote(name)}"))
         self.forget_description(conn, name)
+        forget_table(conn, name)
 
     def truncate(self, conn: Connection, spec: TableSpec) -> None:
         conn.execute(sa.delete(spec.sa_table))
@@ -172,6 +178,15 @@ class Engine(ABC):
             return []
         table = spec.sa_table
         pk = table.c[spec.primary_key]
+        groups: dict[frozenset[str], list[int]] = {}
+        for i, row in enumerate(rows):  # one executemany per set of keys: each needs one statement
+            groups.setdefault(frozenset(row), []).append(i)
+        if len(groups) > 1:
+            ids: list[Any] = [None] * len(rows)
+            for members in groups.values():
+                for i, value in zip(members, self.insert_rows(conn, spec, [rows[i] for i in members])):
+                    ids[i] = value
+            return ids
         if self.supports_returning:
             result = conn.execute(sa.insert(table).returning(pk, sort_by_parameter_order=True), rows)
             return [r[0] for r in result]

@@ -1,0 +1,713 @@
+"""PostgreSQL with pgvector: ``connect("postgresql://user:pass@host/db")``.
+
+Vectors are ``vector(n)`` columns (exact float32 storage, up to 16,000 dimensions); JSON fields are
+``jsonb`` so dict filters can reach into them. Searches use pgvector's operators (``<=>`` cosine,
+``<->`` L2, ``<#>`` negative inner product, ``<+>`` L1 from 0.7.0, ``l1_distance()`` before), so
+``_distance`` means the same as on the embedded engine.
+
+The installed pgvector version is read on connect and only what it has is used:
+
+* HNSW indexes on ``vector`` take at most 2,000 dimensions; from 0.7.0 wider columns (≤ 4,000) are
+  indexed through a ``halfvec`` expression and results are re-ranked with exact distances.
+* A filtered search never loses results to the index. From 0.8.0 the index scan is iterative
+  (``hnsw.iterative_scan = strict_order``); before, the filter's matches are counted: few matches are
+  searched exactly, many are found by widening the index's candidate pool until enough pass. Whenever
+  the index path yields fewer than ``limit`` rows, the search is re-run exactly.
+* Exact searches fence the distance inside a subquery (``OFFSET 0``) so the planner can't answer them
+  from an approximate index.
+
+Bulk inserts use binary ``COPY`` with ids taken from the table's sequence, so ``bulk_insert`` of
+precomputed vectors runs near the speed of a raw ``COPY``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import struct
+import threading
+import time
+from typing import Any
+
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Connection
+from sqlalchemy.types import UserDefinedType
+
+from lookalike.engines.base import Engine, SearchRequest, redact_url
+from lookalike.errors import (
+    ConfigurationError,
+    ConnectionFailedError,
+    EngineError,
+    LookalikeError,
+    MissingDependencyError,
+    SchemaError,
+)
+from lookalike.schema import VECTOR_DIALECT_TYPES, TableSpec
+
+__all__ = ["PGVector", "PostgresEngine", "postgres_sa_url"]
+
+INDEX_DIMS_VECTOR = 2_000  # pgvector: HNSW/IVFFlat on vector
+INDEX_DIMS_HALFVEC = 4_000  # pgvector ≥ 0.7.0: HNSW on halfvec
+MAX_EF_SEARCH = 1_000  # pgvector's upper bound for hnsw.ef_search
+DEFAULT_EF_SEARCH = 40
+COPY_MIN_ROWS = 32  # below this, one INSERT ... RETURNING is as fast as COPY
+_INDEX_CACHE_TTL_S = 30.0
+
+_OPS = {"cosine": "<=>", "l2": "<->", "inner_product": "<#>", "l1": "<+>"}
+_OPCLASS = {"cosine": "cosine", "l2": "l2", "inner_product": "ip", "l1": "l1"}
+_PARAMS = {"m", "ef_construction", "maintenance_work_mem", "algorithm"}
+
+# connection problems worth retrying (the server may be starting or briefly unreachable)
+_TRANSIENT = (
+    "connection refused",
+    "no such file or directory",
+    "could not connect",
+    "timeout expired",
+    "timed out",
+    "the database system is starting up",
+    "the database system is shutting down",
+    "too many connections",
+    "server closed the connection",
+    "connection reset",
+    "could not translate host name",
+    "network is unreachable",
+)
+
+
+# --------------------------------------------------------------------------- column types
+
+
+def _vector_text(value: Any) -> str:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        value = np.frombuffer(bytes(value), dtype="<f4")
+    arr = np.asarray(value, dtype=np.float32)
+    # str() of a list of Python floats is C-fast; each float32 round-trips exactly through its repr
+    return str(arr.tolist())
+
+
+def _parse_vector(value: Any) -> Any:
+    if value is None or isinstance(value, np.ndarray):
+        return value
+    if isinstance(value, str):
+        body = value.strip()[1:-1]
+        return np.array(body.split(","), dtype=np.float32) if body else np.empty(0, np.float32)
+    return np.asarray(value, dtype=np.float32)
+
+
+class PGVector(UserDefinedType[Any]):
+    """pgvector's ``vector(n)``; values travel as text ``[1.0, 2.0, ...]``."""
+
+    cache_ok = True
+
+    def __init__(self, dimensions: int | None = None, kind: str = "vector") -> None:
+        self.dimensions = dimensions
+        self.kind = kind
+
+    def get_col_spec(self, **kw: Any) -> str:
+        return f"{self.kind}({self.dimensions})" if self.dimensions else self.kind
+
+    def bind_processor(self, dialect: sa.Dialect) -> Any:
+        def process(value: Any) -> Any:
+            return None if value is None else _vector_text(value)
+
+        return process
+
+    def result_processor(self, dialect: sa.Dialect, coltype: Any) -> Any:
+        return _parse_vector
+
+
+VECTOR_DIALECT_TYPES["postgresql"] = PGVector
+
+
+def _binary_vector(arr: Any) -> bytes:
+    """pgvector's binary input (``vector_recv``): int16 dims, int16 unused, big-endian float4s."""
+    if isinstance(arr, (bytes, bytearray, memoryview)):
+        arr = np.frombuffer(bytes(arr), dtype="<f4")
+    a = np.asarray(arr, dtype=np.float32)
+    return struct.pack(">hh", a.shape[0], 0) + a.astype(">f4").tobytes()
+
+
+# --------------------------------------------------------------------------- URLs
+
+
+def postgres_sa_url(url: str) -> sa.URL:
+    """``postgresql://``/``postgres://`` → SQLAlchemy's psycopg 3 URL; an explicit driver is kept."""
+    try:
+        parsed = sa.engine.make_url(url)
+    except sa.exc.ArgumentError as exc:
+        raise ConfigurationError(f"malformed PostgreSQL URL {redact_url(url)!r}: {exc}") from exc
+    backend, _, driver = parsed.drivername.partition("+")
+    if backend not in ("postgresql", "postgres"):
+        raise ConfigurationError(f"not a PostgreSQL URL: {redact_url(url)!r}")
+    return parsed.set(drivername=f"postgresql+{driver or 'psycopg'}")
+
+
+def _version_tuple(text: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in re.findall(r"\d+", text)[:3])
+
+
+def _short(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())[:500]
+
+
+# --------------------------------------------------------------------------- the engine
+
+
+class PostgresEngine(Engine):
+    """PostgreSQL + pgvector."""
+
+    name = "postgresql"
+    max_dimensions = 16_000  # pgvector's storage limit for vector and halfvec
+
+    def __init__(
+        self,
+        sa_engine: sa.Engine,
+        *,
+        exact_search_max_rows: int = 10_000,
+        safe_url: str = "",
+    ) -> None:
+        super().__init__(sa_engine)
+        self.pgvector_version: tuple[int, ...] = (0, 0, 0)
+        self.exact_search_max_rows = exact_search_max_rows
+        self.safe_url = safe_url or redact_url(sa_engine.url.render_as_string(hide_password=True))
+        self._index_cache: dict[str, tuple[float, list[str]]] = {}
+        self._index_lock = threading.Lock()
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_url(
+        cls,
+        url: str | None,
+        *,
+        connect_retries: int = 3,
+        retry_backoff_s: float = 0.25,
+        exact_search_max_rows: int = 10_000,
+        **kwargs: Any,
+    ) -> PostgresEngine:
+        """Open ``postgresql://…``; retries a refused connection ``connect_retries`` times.
+
+        ``exact_search_max_rows``: a filtered search whose filter matches at most this many rows is
+        answered exactly (pgvector < 0.8). Other keyword arguments go to ``sqlalchemy.create_engine``.
+        """
+        if not url:
+            raise ConfigurationError("a PostgreSQL URL is required, e.g. postgresql://user:pass@host/db")
+        sa_url = postgres_sa_url(url)
+        driver = sa_url.drivername.partition("+")[2]
+        try:
+            if driver == "psycopg":
+                import psycopg  # noqa: F401
+            elif driver == "psycopg2":
+                import psycopg2  # noqa: F401
+        except ImportError as exc:
+            raise MissingDependencyError(
+                "the postgresql engine", "postgres", package="psycopg[binary]" if driver == "psycopg" else driver
+            ) from exc
+        kwargs.setdefault("pool_pre_ping", True)
+        try:
+            sa_engine = sa.create_engine(sa_url, **kwargs)
+        except ImportError as exc:
+            raise MissingDependencyError("the postgresql engine", "postgres", package="psycopg[binary]") from exc
+        engine = cls(
+            sa_engine,
+            exact_search_max_rows=exact_search_max_rows,
+            safe_url=sa_url.render_as_string(hide_password=True),
+        )
+        try:
+            engine._connect(max(1, connect_retries), retry_backoff_s)
+        except BaseException:
+            sa_engine.dispose()
+            raise
+        return engine
+
+    def _connect(self, attempts: int, backoff: float) -> None:
+        for attempt in range(attempts):
+            try:
+                with self.sa_engine.connect() as conn, conn.begin():
+                    self._setup(conn)
+                return
+            except sa.exc.OperationalError as exc:
+                transient = any(t in _short(exc).lower() for t in _TRANSIENT)
+                if not transient or attempt == attempts - 1:
+                    err = self.translate_error(exc)
+                    if transient and isinstance(err, ConnectionFailedError):
+                        err = ConnectionFailedError(f"{err.message} (tried {attempts} times)")
+                    raise err from exc
+                time.sleep(backoff * (2**attempt))
+            except sa.exc.SQLAlchemyError as exc:
+                raise self.translate_error(exc) from exc
+
+    def _setup(self, conn: Connection) -> None:
+        """Enable pgvector (or say how) and read its version."""
+        version = conn.exec_driver_sql("SELECT extversion FROM pg_extension WHERE extname = 'vector'").scalar()
+        if version is None:
+            db = conn.exec_driver_sql("SELECT current_database()").scalar()
+            try:
+                with conn.begin_nested():
+                    conn.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS vector")
+            except sa.exc.DBAPIError as exc:
+                raise self._extension_error(exc, str(db)) from exc
+            version = conn.exec_driver_sql(
+                "SELECT extversion FROM pg_extension WHERE extname = 'vector'"
+            ).scalar()
+        self.pgvector_version = _version_tuple(str(version))
+        self.ensure_catalog(conn)
+
+    def _extension_error(self, exc: BaseException, database: str) -> EngineError:
+        text = _short(exc)
+        low = text.lower()
+        if "permission denied" in low or "must be superuser" in low or "must be owner" in low:
+            return EngineError(
+                f"the pgvector extension is not enabled in database {database!r} and this user may not "
+                f"enable it ({text}). Ask a superuser or the database owner to run "
+                f"'CREATE EXTENSION vector;' in {database!r}, then connect again"
+            )
+        if "not available" in low or "control file" in low or "could not open" in low:
+            return EngineError(
+                "the pgvector extension is not installed on this PostgreSQL server "
+                f"({text}). Install pgvector (https://github.com/pgvector/pgvector#installation, e.g. "
+                "apt install postgresql-16-pgvector) and run 'CREATE EXTENSION vector;' in "
+                f"{database!r}"
+            )
+        return EngineError(f"could not enable the pgvector extension in {database!r}: {text}")
+
+    def translate_error(self, exc: BaseException) -> LookalikeError:
+        text = _short(exc)
+        low = text.lower()
+        where = f"PostgreSQL at {self.safe_url}"
+        if "password authentication failed" in low or "authentication failed" in low:
+            user = self.sa_engine.url.username or "(default user)"
+            return ConnectionFailedError(f"{where} refused the credentials of user {user!r}: wrong password")
+        if "no password supplied" in low:
+            return ConnectionFailedError(f"{where} wants a password and the URL has none")
+        if re.search(r'role ".*" does not exist', low):
+            return ConnectionFailedError(f"{where}: {text}")
+        if re.search(r'database ".*" does not exist', low):
+            return ConnectionFailedError(f"{where}: {text} (create it first, e.g. createdb)")
+        if isinstance(exc, sa.exc.OperationalError) and any(t in low for t in _TRANSIENT):
+            return ConnectionFailedError(f"cannot reach {where}: {text}")
+        if isinstance(exc, sa.exc.OperationalError) and "connection" in low:
+            return ConnectionFailedError(f"{where}: {text}")
+        return EngineError(f"postgresql: {text}")
+
+    # ------------------------------------------------------------------ version gates
+    @property
+    def version_text(self) -> str:
+        return ".".join(map(str, self.pgvector_version))
+
+    def _has(self, *version: int) -> bool:
+        return self.pgvector_version >= version
+
+    # ------------------------------------------------------------------ DDL
+    def create_table(self, conn: Connection, spec: TableSpec) -> None:
+        # jsonb, not json: it has the containment operator and path lookups index well
+        for col in spec.sa_table.columns:
+            if isinstance(col.type, sa.JSON) and not isinstance(col.type, JSONB):
+                col.type = col.type.with_variant(JSONB(), "postgresql")
+        self._forget_indexes(spec.name)
+        super().create_table(conn, spec)
+
+    def drop_table(self, conn: Connection, name: str) -> None:
+        self._forget_indexes(name)
+        super().drop_table(conn, name)
+
+    def truncate(self, conn: Connection, spec: TableSpec) -> None:
+        conn.exec_driver_sql(f"TRUNCATE {self.quote(spec.name)}")
+
+    # ------------------------------------------------------------------ rows
+    def insert_rows(self, conn: Connection, spec: TableSpec, rows: list[dict[str, Any]]) -> list[Any]:
+        if not rows:
+            return []
+        pk = spec.primary_key
+        ids: list[Any] | None = None
+        if len(rows) >= COPY_MIN_ROWS and conn.dialect.driver == "psycopg":
+            ids = self._copy_rows(conn, spec, rows)
+        if ids is None:
+            ids = super().insert_rows(conn, spec, rows)
+        given = [r[pk] for r in rows if r.get(pk) is not None]
+        if given and all(isinstance(v, int) and not isinstance(v, bool) for v in given):
+            self._advance_sequence(conn, spec, max(given))
+        return ids
+
+    def _sequence(self, conn: Connection, spec: TableSpec) -> str | None:
+        return conn.execute(
+            sa.text("SELECT pg_get_serial_sequence(:t, :c)"),
+            {"t": self.quote(spec.name), "c": spec.primary_key},
+        ).scalar()
+
+    def _advance_sequence(self, conn: Connection, spec: TableSpec, top: int) -> None:
+        """Explicit ids don't move PostgreSQL's sequence; move it so later inserts don't collide."""
+        seq = self._sequence(conn, spec)
+        if seq is None or top < 1:
+            return
+        conn.execute(
+            sa.text(
+                "SELECT setval(CAST(:s AS regclass), :m) "
+                "WHERE COALESCE(pg_sequence_last_value(CAST(:s AS regclass)), 0) < :m"
+            ),
+            {"s": seq, "m": top},
+        )
+
+    def _copy_rows(self, conn: Connection, spec: TableSpec, rows: list[dict[str, Any]]) -> list[Any] | None:
+        """Binary COPY; returns the ids, or None to use INSERT (unsupported column type or value)."""
+        table = spec.sa_table
+        pk = spec.primary_key
+        present = {k for r in rows for k in r}
+        missing = [i for i, r in enumerate(rows) if r.get(pk) is None]
+        if missing:
+            present.add(pk)
+        names = [c.name for c in table.columns if c.name in present]
+        try:
+            with conn.begin_nested():
+                if missing:
+                    seq = self._sequence(conn, spec)
+                    if seq is None:
+                        return None
+                    new_ids = sorted(
+                        conn.execute(
+                            sa.text("SELECT nextval(CAST(:s AS regclass)) FROM generate_series(1, :n)"),
+                            {"s": seq, "n": len(missing)},
+                        ).scalars()
+                    )
+                    rows = [dict(r) for r in rows]
+                    for i, new_id in zip(missing, new_ids):
+                        rows[i][pk] = new_id
+                oids = dict(
+                    conn.execute(
+                        sa.text(
+                            "SELECT a.attname, a.atttypid FROM pg_attribute a WHERE a.attrelid = "
+                            "CAST(:t AS regclass) AND a.attnum > 0 AND NOT a.attisdropped"
+                        ),
+                        {"t": self.quote(spec.name)},
+                    ).all()
+                )
+                jsonb_oid, json_oid, bytea_oid = 3802, 114, 17
+                types: list[int] = []
+                encoders: list[Any] = []
+                for name in names:
+                    col = table.c[name]
+                    oid = int(oids[name])
+                    if name in spec.vectors:
+                        # declared bytea: binary COPY carries raw bytes, the server reads them with
+                        # the column's own receive function (vector_recv)
+                        types.append(bytea_oid)
+                        encoders.append(lambda v: None if v is None else _binary_vector(v))
+                        continue
+                    proc = col.type._cached_bind_processor(conn.dialect)
+                    if oid == jsonb_oid:
+                        types.append(bytea_oid)
+                        encoders.append(_jsonb_encoder(proc))
+                    elif oid == json_oid:
+                        types.append(bytea_oid)
+                        encoders.append(_json_encoder(proc))
+                    else:
+                        types.append(oid)
+                        encoders.append(proc)
+                columns = ", ".join(self.quote(n) for n in names)
+                raw = conn.connection.dbapi_connection
+                assert raw is not None
+                with raw.cursor() as cur:  # type: ignore[attr-defined]
+                    sql = f"COPY {self.quote(spec.name)} ({columns}) FROM STDIN (FORMAT BINARY)"
+                    with cur.copy(sql) as copy:
+                        copy.set_types(types)
+                        for row in rows:
+                            copy.write_row(
+                                [
+                                    (enc(row.get(n)) if enc is not None else row.get(n))
+                                    for n, enc in zip(names, encoders)
+                                ]
+                            )
+        except sa.exc.SQLAlchemyError:
+            return None  # rolled back to the savepoint: INSERT will report the real problem
+        except Exception as exc:  # psycopg data/adaptation errors raised outside SQLAlchemy
+            if type(exc).__module__.startswith("psycopg") or isinstance(exc, (TypeError, ValueError)):
+                return None
+            raise
+        return [r[pk] for r in rows]
+
+    # ------------------------------------------------------------------ indexes
+    def _forget_indexes(self, table: str) -> None:
+        with self._index_lock:
+            self._index_cache.pop(table, None)
+
+    def _index_defs(self, conn: Connection, table: str) -> list[str]:
+        now = time.monotonic()
+        with self._index_lock:
+            hit = self._index_cache.get(table)
+            if hit is not None and now - hit[0] < _INDEX_CACHE_TTL_S:
+                return hit[1]
+        defs = [
+            r[0]
+            for r in conn.execute(
+                sa.text(
+                    "SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema() AND tablename = :t"
+                ),
+                {"t": table},
+            )
+            if " USING hnsw " in r[0]
+        ]
+        with self._index_lock:
+            self._index_cache[table] = (now, defs)
+        return defs
+
+    def _find_index(self, conn: Connection, spec: TableSpec, column: str, metric: str | None) -> str | None:
+        """``"vector"`` or ``"halfvec"`` when an HNSW index serves (column, metric), else None."""
+        col = re.escape(self.quote(column))
+        ops = _OPCLASS[metric] if metric else r"\w+"
+        for d in self._index_defs(conn, spec.name):
+            if re.search(rf"\({col} vector_{ops}_ops", d):
+                return "vector"
+            if re.search(rf"\(\({col}\)::halfvec\(\d+\)\) halfvec_{ops}_ops", d):
+                return "halfvec"
+        return None
+
+    def has_vector_index(self, conn: Connection, spec: TableSpec, column: str) -> bool:
+        self._forget_indexes(spec.name)
+        return self._find_index(conn, spec, column, None) is not None
+
+    def index_name(self, table: str, column: str, metric: str) -> str:
+        name = f"{table}_{column}_{_OPCLASS[metric]}_hnsw"
+        if len(name) > 63:  # PostgreSQL truncates identifiers at 63 bytes: keep names distinct
+            import hashlib
+
+            digest = hashlib.sha1(name.encode()).hexdigest()[:8]
+            name = f"{name[:54]}_{digest}"
+        return name
+
+    def create_vector_index(
+        self, conn: Connection, spec: TableSpec, column: str, metric: str, params: dict[str, Any]
+    ) -> None:
+        params = dict(params)
+        unknown = set(params) - _PARAMS
+        if unknown:
+            raise ConfigurationError(
+                f"unknown HNSW index parameter(s) {sorted(unknown)}; known: {sorted(_PARAMS)}"
+            )
+        algorithm = str(params.pop("algorithm", "hnsw")).lower()
+        if algorithm != "hnsw":
+            raise ConfigurationError(f"the postgresql engine builds HNSW indexes, not {algorithm!r}")
+        dims = spec.vectors[column].dimensions
+        installed = f"pgvector {self.version_text} is installed"
+        if metric == "l1" and not self._has(0, 7, 0):
+            raise SchemaError(
+                f"an HNSW index for the l1 metric needs pgvector 0.7.0 or newer ({installed}); "
+                "l1 searches still work, exactly, without one"
+            )
+        if dims <= INDEX_DIMS_VECTOR:
+            target = self.quote(column)
+            opclass = f"vector_{_OPCLASS[metric]}_ops"
+        elif dims <= INDEX_DIMS_HALFVEC:
+            if not self._has(0, 7, 0):
+                raise SchemaError(
+                    f"vector column {column!r} has {dims} dimensions: pgvector indexes vector columns "
+                    f"of at most {INDEX_DIMS_VECTOR:,} dimensions, and up to {INDEX_DIMS_HALFVEC:,} "
+                    f"through halfvec from pgvector 0.7.0 ({installed}). Searches on it stay exact"
+                )
+            target = f"(({self.quote(column)})::halfvec({dims}))"
+            opclass = f"halfvec_{_OPCLASS[metric]}_ops"
+        else:
+            raise SchemaError(
+                f"vector column {column!r} has {dims} dimensions: pgvector indexes at most "
+                f"{INDEX_DIMS_HALFVEC:,} (as halfvec). Searches on it stay exact"
+            )
+        with_parts = []
+        for key in ("m", "ef_construction"):
+            if key in params:
+                value = params[key]
+                if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                    raise ConfigurationError(f"HNSW {key} must be a positive integer, got {value!r}")
+                with_parts.append(f"{key} = {value}")
+        if "maintenance_work_mem" in params:
+            # the build is much faster when the graph fits in memory
+            conn.execute(
+                sa.text("SELECT set_config('maintenance_work_mem', :v, true)"),
+                {"v": str(params["maintenance_work_mem"])},
+            )
+        name = self.quote(self.index_name(spec.name, column, metric))
+        with_sql = f" WITH ({', '.join(with_parts)})" if with_parts else ""
+        conn.exec_driver_sql(
+            f"CREATE INDEX IF NOT EXISTS {name} ON {self.quote(spec.name)} "
+            f"USING hnsw ({target} {opclass}){with_sql}"
+        )
+        self._forget_indexes(spec.name)
+
+    # ------------------------------------------------------------------ search
+    def _distance(self, col: Any, metric: str, query: Any) -> Any:
+        if metric == "l1" and not self._has(0, 7, 0):
+            return sa.func.l1_distance(col, query, type_=sa.Float)  # exact; <+> arrived in 0.7.0
+        return col.op(_OPS[metric], return_type=sa.Float)(query)
+
+    def vector_search(
+        self, conn: Connection, spec: TableSpec, request: SearchRequest
+    ) -> list[dict[str, Any]]:
+        table = spec.sa_table
+        col = table.c[request.column]
+        dims = spec.vectors[request.column].dimensions
+        qtext = _vector_text(request.vector)
+        query = sa.cast(sa.literal(qtext, sa.Text), PGVector(dims))
+        k = request.limit
+        index = self._find_index(conn, spec, request.column, request.metric)
+        ranged = request.distance_min is not None or request.distance_max is not None
+        filtered = request.where is not None or ranged
+        want = int(request.extra.get("num_candidate") or 0)
+        if index is None:
+            return self._exact(conn, spec, request, query)
+        if not filtered:
+            ef = min(MAX_EF_SEARCH, max(DEFAULT_EF_SEARCH, k, want))
+            rows = self._ann(conn, spec, request, query, index, pool=max(k, want), ef=ef, post_filter=False)
+            if len(rows) >= k:
+                return rows[:k]
+            return self._exact(conn, spec, request, query)
+        if self._has(0, 8, 0):
+            ef = min(MAX_EF_SEARCH, max(DEFAULT_EF_SEARCH, k, want))
+            self._set(conn, "hnsw.iterative_scan", "strict_order")
+            rows = self._ann(conn, spec, request, query, index, pool=max(k, want), ef=ef, post_filter=False)
+            self._set(conn, "hnsw.iterative_scan", "off")
+        else:
+            matches, total = self._count(conn, spec, request)
+            if matches == 0:
+                return []
+            pool = math.ceil(k * total / matches * 3) + 20  # ~3x the expected need
+            pool = max(pool, want)
+            if matches <= self.exact_search_max_rows or pool > MAX_EF_SEARCH:
+                return self._exact(conn, spec, request, query)
+            rows = self._ann(conn, spec, request, query, index, pool=pool, ef=pool, post_filter=True)
+        if len(rows) >= k:
+            return rows[:k]
+        # the index path came up short (or fewer rows match at all): the exact answer is complete
+        return self._exact(conn, spec, request, query)
+
+    def _set(self, conn: Connection, name: str, value: str) -> None:
+        conn.execute(sa.text("SELECT set_config(:n, :v, true)"), {"n": name, "v": value})
+
+    def _count(self, conn: Connection, spec: TableSpec, request: SearchRequest) -> tuple[int, int]:
+        table = spec.sa_table
+        col = table.c[request.column]
+        hit = sa.func.count().filter(request.where) if request.where is not None else sa.func.count()
+        stmt = sa.select(hit, sa.func.count()).select_from(table).where(col.is_not(None))
+        matches, total = conn.execute(stmt).one()
+        return int(matches), int(total)
+
+    def _names(self, spec: TableSpec, request: SearchRequest) -> list[str]:
+        return list(request.columns) if request.columns else [c.name for c in spec.sa_table.columns]
+
+    def _range(self, dist: Any, request: SearchRequest) -> list[Any]:
+        out = []
+        if request.distance_min is not None:
+            out.append(dist >= request.distance_min)
+        if request.distance_max is not None:
+            out.append(dist <= request.distance_max)
+        return out
+
+    def _exact(self, conn: Connection, spec: TableSpec, request: SearchRequest, query: Any) -> list[dict[str, Any]]:
+        table = spec.sa_table
+        col = table.c[request.column]
+        pk = table.c[spec.primary_key]
+        names = self._names(spec, request)
+        dist = self._distance(col, request.metric, query)
+        conds = [col.is_not(None)]
+        if request.where is not None:
+            conds.append(request.where)
+        # OFFSET 0 keeps the subquery from being flattened, so an ANN index can't serve the ORDER BY
+        inner = (
+            sa.select(*[table.c[n] for n in names], pk.label("_lookalike_pk"), dist.label("_distance"))
+            .where(*conds)
+            .offset(0)
+            .subquery("exact")
+        )
+        stmt = (
+            sa.select(inner)
+            .where(*self._range(inner.c._distance, request))
+            .order_by(inner.c._distance, inner.c._lookalike_pk)
+            .limit(request.limit)
+        )
+        return self._rows(conn.execute(stmt), names, request.metric)
+
+    def _ann(
+        self,
+        conn: Connection,
+        spec: TableSpec,
+        request: SearchRequest,
+        query: Any,
+        index: str,
+        *,
+        pool: int,
+        ef: int,
+        post_filter: bool,
+    ) -> list[dict[str, Any]]:
+        """Candidates in index order (``pool`` of them), filtered, then ranked by exact distance."""
+        table = spec.sa_table
+        col = table.c[request.column]
+        pk = table.c[spec.primary_key]
+        names = self._names(spec, request)
+        dims = spec.vectors[request.column].dimensions
+        dist = self._distance(col, request.metric, query)
+        if index == "halfvec":
+            half = PGVector(dims, "halfvec")
+            order = sa.cast(col, half).op(_OPS[request.metric], return_type=sa.Float)(sa.cast(query, half))
+            pool = max(pool, 2 * request.limit)  # halfvec order is approximate: re-rank a wider pool
+        else:
+            order = self._distance(col, request.metric, query)
+        self._set(conn, "hnsw.ef_search", str(min(MAX_EF_SEARCH, max(ef, DEFAULT_EF_SEARCH))))
+        if post_filter:
+            cand = (
+                sa.select(pk.label("_lookalike_pk"), dist.label("_distance"))
+                .order_by(order)
+                .limit(pool)
+                .subquery("cand")
+            )
+            conds = [*self._range(cand.c._distance, request)]
+            if request.where is not None:
+                conds.append(request.where)
+            stmt = (
+                sa.select(*[table.c[n] for n in names], cand.c._lookalike_pk, cand.c._distance)
+                .select_from(table.join(cand, pk == cand.c._lookalike_pk))
+                .where(*conds)
+                .order_by(cand.c._distance, cand.c._lookalike_pk)
+                .limit(request.limit)
+            )
+        else:
+            inner = sa.select(*[table.c[n] for n in names], pk.label("_lookalike_pk"), dist.label("_distance"))
+            if request.where is not None:
+                inner = inner.where(request.where)
+            if request.distance_min is not None or request.distance_max is not None:
+                inner = inner.where(*self._range(dist, request))
+            sub = inner.order_by(order).limit(pool).subquery("ann")
+            stmt = sa.select(sub).order_by(sub.c._distance, sub.c._lookalike_pk).limit(request.limit)
+        return self._rows(conn.execute(stmt), names, request.metric)
+
+    def _rows(self, result: Any, names: list[str], metric: str) -> list[dict[str, Any]]:
+        out = []
+        for r in result:
+            m = r._mapping
+            item = {n: m[n] for n in names}
+            d = m["_distance"]
+            d = float(d) if d is not None else float("nan")
+            if math.isnan(d) and metric == "cosine":
+                d = 1.0  # pgvector gives NaN for a zero vector; the embedded engine says 1 (no similarity)
+            item["_distance"] = d
+            out.append(item)
+        return out
+
+    # ------------------------------------------------------------------ JSON
+    def json_contains(self, column: Any, value: Any) -> Any:
+        return sa.cast(column, JSONB).op("@>")(sa.cast(sa.literal(json.dumps([value]), sa.Text), JSONB))
+
+
+def _jsonb_encoder(proc: Any) -> Any:
+    def encode(value: Any) -> Any:
+        text = proc(value) if proc is not None else json.dumps(value)
+        return None if text is None else b"\x01" + text.encode()  # jsonb_recv: version 1 + text
+
+    return encode
+
+
+def _json_encoder(proc: Any) -> Any:
+    def encode(value: Any) -> Any:
+        text = proc(value) if proc is not None else json.dumps(value)
+        return None if text is None else text.encode()
+
+    return encode

@@ -1,0 +1,42 @@
+"""Turning anything (URL, path, bytes, file object, data URI, PIL image, numpy array) into a clean RGB image.
+
+``load_image(ref)`` is ``decode_image(read_source(ref))``: reading gives the raw bytes and their
+``content_hash`` (for caches and exact duplicates) without decoding; decoding applies the pixel cap,
+JPEG draft scaling, EXIF orientation and mode conversion. Every bad input raises
+:class:`~lookalike.errors.ImageInputError` naming the item.
+"""
+
+from __future__ import annotations
+
+from lookalike.images.decode import (
+    DEFAULT_MAX_PIXELS,
+    ImageSource,
+    decode_image,
+    get_max_pixels,
+    load_image,
+    read_source,
+    set_max_pixels,
+    sniff_format,
+)
+from lookalike.images.fetch import DEFAULT_MAX_BYTES, HttpFetcher, default_fetcher
+from lookalike.images.guard import check_url_allowed, is_public_address
+from lookalike.images.refs import is_image_ref, is_url, looks_like_path
+
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "DEFAULT_MAX_PIXELS",
+    "HttpFetcher",
+    "ImageSource",
+    "check_url_allowed",
+    "decode_image",
+    "default_fetcher",
+    "get_max_pixels",
+    "is_image_ref",
+    "is_public_address",
+    "is_url",
+    "load_image",
+    "looks_like_path",
+    "read_source",
+    "set_max_pixels",
+    "sniff_format",
+]

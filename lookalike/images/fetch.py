@@ -1,0 +1,292 @@
+"""Fetching image bytes over HTTP: timeouts, retries with backoff, a byte cap, bounded redirects."""
+
+from __future__ import annotations
+
+import email.utils
+import random
+import socket
+import threading
+import time
+from collections.abc import Callable, Collection
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+
+from lookalike.errors import ConfigurationError, ImageInputError, describe_item
+from lookalike.images.guard import Resolver, check_url_allowed, is_public_address
+
+__all__ = ["DEFAULT_MAX_BYTES", "HttpFetcher", "default_fetcher", "sniff_html"]
+
+DEFAULT_MAX_BYTES = 50 * 1024 * 1024
+DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+_RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+# Responses that are certainly not pictures; refused before reading their body.
+_NOT_IMAGE_TYPES = ("text/html", "application/xhtml+xml", "application/json")
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import PackageNotFoundError, version
+
+        return version("lookalike")
+    except (ImportError, PackageNotFoundError):
+        return "0"
+
+
+DEFAULT_USER_AGENT = f"lookalike/{_version()} (+image search)"
+
+
+def sniff_html(head: bytes) -> bool:
+    """True when bytes start like an HTML page (error pages served with an image content type)."""
+    text = head[:512].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    return text.startswith((b"<!doctype html", b"<html", b"<head", b"<body", b"<title", b"<meta"))
+
+
+def _is_unknown_host(exc: BaseException) -> bool:
+    """True when a connect error comes from DNS saying the name does not exist."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, socket.gaierror):
+            return current.errno in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME))
+        current = current.__cause__ or current.__context__
+    return False
+
+
+class _Retry(Exception):
+    """A failure worth another attempt; ``error`` is what to raise when attempts run out."""
+
+    def __init__(self, error: ImageInputError, retry_after: float | None = None) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.retry_after = retry_after
+
+
+def _parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _megabytes(n: int) -> str:
+    return f"{n / 1_000_000:.0f} MB" if n >= 1_000_000 else f"{n} bytes"
+
+
+class HttpFetcher:
+    """Downloads image bytes; one instance (one connection pool) is safe to share across threads.
+
+    ``timeout`` is httpx's connect/read/write/pool timeout; ``deadline`` caps one whole attempt (a server
+    that trickles bytes cannot hold a worker forever). Connection errors, timeouts, 429 and 5xx are
+    retried ``retries`` times with exponential backoff; a ``Retry-After`` up to ``max_retry_after``
+    seconds is honoured, a longer one fails the item at once. Bodies over ``max_bytes`` are refused,
+    by Content-Length up front and by counting while streaming. Redirects are followed by hand, at most
+    ``max_redirects``, so that with ``allow_private=False`` every hop passes the SSRF guard
+    (:mod:`lookalike.images.guard`); ``allowed_hosts`` exempts named trusted hosts from it and
+    ``resolve`` replaces DNS for the guard (tests). ``transport`` is passed to :class:`httpx.Client`.
+    """
+
+    def __init__(
+        self,
+        *,
+        timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
+        deadline: float = 120.0,
+        retries: int = 3,
+        backoff: float = 0.5,
+        max_backoff: float = 8.0,
+        max_retry_after: float = 30.0,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        max_redirects: int = 5,
+        user_agent: str = DEFAULT_USER_AGENT,
+        allow_private: bool = True,
+        allowed_hosts: Collection[str] = (),
+        resolve: Resolver | None = None,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if retries < 0 or max_bytes <= 0 or max_redirects < 0:
+            raise ValueError("retries and max_redirects must be >= 0 and max_bytes > 0")
+        self.deadline = deadline
+        self.retries = retries
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.max_retry_after = max_retry_after
+        self.max_bytes = max_bytes
+        self.max_redirects = max_redirects
+        self.user_agent = user_agent
+        self.allow_private = allow_private
+        self.allowed_hosts = frozenset(h.lower() for h in allowed_hosts)
+        self._resolve = resolve
+        self._sleep = sleep
+        self._client = httpx.Client(
+            timeout=timeout,
+            follow_redirects=False,
+            transport=transport,
+            headers={"User-Agent": user_agent, "Accept": "image/*,*/*;q=0.8"},
+            # A proxy from the environment would make every peer address the proxy's: the SSRF guard
+            # needs direct connections.
+            trust_env=allow_private,
+        )
+
+    def __enter__(self) -> HttpFetcher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._client.close()
+
+    def fetch(self, url: str) -> bytes:
+        """The body of ``url``; raises :class:`ImageInputError` naming the URL on any failure."""
+        if self._client.is_closed:
+            raise ConfigurationError("this HttpFetcher is closed")
+        attempt = 0
+        while True:
+            try:
+                return self._fetch_once(url)
+            except _Retry as retry:
+                if attempt >= self.retries:
+                    raise retry.error from retry.__cause__
+                if retry.retry_after is not None:
+                    if retry.retry_after > self.max_retry_after:
+                        raise ImageInputError(
+                            f"{retry.error.message} (server asked to retry after {retry.retry_after:.0f} s)",
+                            item=retry.error.item,
+                        ) from retry.__cause__
+                    delay = retry.retry_after
+                else:
+                    # full jitter keeps many workers hitting one host from retrying in lockstep
+                    delay = min(self.max_backoff, self.backoff * 2**attempt) * (0.5 + random.random() / 2)
+                self._sleep(delay)
+                attempt += 1
+
+    def _check(self, url: str, original: str, *, first: bool) -> None:
+        try:
+            scheme = urlsplit(url).scheme.lower()
+        except ValueError as exc:  # e.g. "Invalid IPv6 URL"
+            raise ImageInputError(f"{original}: malformed URL {url!r}: {exc}", item=original) from exc
+        if scheme not in ("http", "https"):
+            raise ImageInputError(
+                f"{original}: cannot follow a redirect to {scheme!r} URL {url}", item=original
+            )
+        if not self.allow_private:
+            try:
+                check_url_allowed(url, resolve=self._resolve, allowed_hosts=self.allowed_hosts)
+            except ImageInputError as exc:
+                prefix = "" if first else f"{original}: redirect to "
+                raise ImageInputError(prefix + exc.message, item=original) from exc
+
+    def _check_peer(self, response: httpx.Response, url: str, original: str) -> None:
+        """Refuse a connection that landed on a private address (DNS rebinding between check and use)."""
+        if self.allow_private or (urlsplit(url).hostname or "").lower() in self.allowed_hosts:
+            return
+        stream: Any = response.extensions.get("network_stream")
+        peer = stream.get_extra_info("server_addr") if stream is not None else None
+        if peer and not is_public_address(str(peer[0])):
+            raise ImageInputError(
+                f"{original}: refused: connected to private address {peer[0]}", item=original
+            )
+
+    def _fetch_once(self, start: str) -> bytes:
+        original = describe_item(start)  # long URLs are shortened in messages
+        url = start
+        seen = {url}
+        started = time.monotonic()
+        for _hop in range(self.max_redirects + 1):
+            self._check(url, original, first=url == start)
+            try:
+                with self._client.stream("GET", url) as response:
+                    self._check_peer(response, url, original)
+                    status = response.status_code
+                    if status in _REDIRECT_STATUSES and "location" in response.headers:
+                        try:
+                            url = urljoin(url, response.headers["location"])
+                        except ValueError as exc:
+                            raise ImageInputError(f"{original}: malformed redirect", item=original) from exc
+                        if url in seen:
+                            raise ImageInputError(f"{original}: redirect loop (back to {url})", item=original)
+                        seen.add(url)
+                        continue
+                    return self._read_body(response, original, started)
+            except httpx.ConnectError as exc:
+                if _is_unknown_host(exc):  # a dead domain stays dead: don't retry
+                    host = urlsplit(url).hostname
+                    raise ImageInputError(f"{original}: cannot resolve host {host!r}", item=original) from exc
+                raise _Retry(ImageInputError(f"{original}: connection failed: {exc}", item=original)) from exc
+            except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+                kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "connection failed"
+                detail = f": {exc}" if str(exc) else ""
+                raise _Retry(ImageInputError(f"{original}: {kind}{detail}", item=original)) from exc
+            except (httpx.HTTPError, httpx.InvalidURL) as exc:  # bad URL, too many headers, decoding...
+                raise ImageInputError(f"{original}: download failed: {exc}", item=original) from exc
+        raise ImageInputError(
+            f"{original}: too many redirects (more than {self.max_redirects})", item=original
+        )
+
+    def _read_body(self, response: httpx.Response, original: str, started: float) -> bytes:
+        status = response.status_code
+        if status >= 400 or status < 200 or status == 204:
+            error = ImageInputError(
+                f"{original}: server answered {status} {response.reason_phrase}".rstrip(), item=original
+            )
+            if status in _RETRY_STATUSES:
+                raise _Retry(error, _parse_retry_after(response.headers.get("retry-after")))
+            raise error
+        content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type.startswith(_NOT_IMAGE_TYPES):
+            raise ImageInputError(f"{original}: served as {content_type}: not an image", item=original)
+        length = response.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_bytes:
+            raise ImageInputError(
+                f"{original}: too large ({_megabytes(int(length))}; "
+                f"the limit is {_megabytes(self.max_bytes)})",
+                item=original,
+            )
+        chunks: list[bytes] = []
+        total = 0
+        for chunk in response.iter_bytes():
+            total += len(chunk)
+            if total > self.max_bytes:
+                raise ImageInputError(
+                    f"{original}: too large (over the {_megabytes(self.max_bytes)} limit)", item=original
+                )
+            if time.monotonic() - started > self.deadline:
+                raise _Retry(
+                    ImageInputError(
+                        f"{original}: download took longer than {self.deadline:g} s", item=original
+                    )
+                )
+            chunks.append(chunk)
+        body = b"".join(chunks)
+        if sniff_html(body):
+            raise ImageInputError(
+                f"{original}: served as {content_type or 'no content type'} but the body is an HTML page, "
+                "not an image",
+                item=original,
+            )
+        return body
+
+
+_default: HttpFetcher | None = None
+_default_lock = threading.Lock()
+
+
+def default_fetcher() -> HttpFetcher:
+    """The shared fetcher used when none is passed (created on first use, default settings)."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = HttpFetcher()
+        return _default

@@ -1,0 +1,72 @@
+"""Shared fixtures: clients on every engine, a toy embedder, generated images."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+import lookalike
+from tests.toy_embedder import COLOURS, ToyEmbedder
+
+ENGINES = ["sqlite", "postgres"]
+
+
+def _postgres_url() -> str | None:
+    """A PostgreSQL + pgvector URL for the suite, or None (then postgres tests skip)."""
+    try:
+        from tests.pg_support import postgres_url
+    except ImportError:
+        return None
+    return postgres_url()
+
+
+@pytest.fixture(params=ENGINES)
+def engine_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database URL for each engine: a fresh SQLite file, or the suite's PostgreSQL."""
+    if request.param == "sqlite":
+        return str(tmp_path / "test.db")
+    url = _postgres_url()
+    if url is None:
+        if os.environ.get("CI") and os.environ.get("LOOKALIKE_REQUIRE_POSTGRES"):
+            pytest.fail("PostgreSQL is required in CI but could not be started")
+        pytest.skip("PostgreSQL + pgvector not available")
+    return url
+
+
+@pytest.fixture
+def client(engine_url: str) -> Iterator[lookalike.Client]:
+    """A client on each engine; tables it made are dropped afterwards."""
+    c = lookalike.connect(engine_url)
+    before = set(c.list_tables())
+    yield c
+    if not c.closed:
+        for name in set(c.list_tables()) - before:
+            c.drop_table(name, if_not_exists="skip")
+        c.close()
+
+
+@pytest.fixture
+def sqlite_client(tmp_path: Path) -> Iterator[lookalike.Client]:
+    c = lookalike.connect(tmp_path / "test.db")
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def toy() -> ToyEmbedder:
+    return ToyEmbedder()
+
+
+@pytest.fixture
+def colour_images(tmp_path: Path) -> dict[str, Path]:
+    """One PNG per colour name."""
+    out = {}
+    for name, rgb in COLOURS.items():
+        p = tmp_path / f"{name}.png"
+        Image.new("RGB", (32, 24), rgb).save(p)
+        out[name] = p
+    return out
