@@ -283,14 +283,17 @@ class Table:
             return read_sources(conn, self.name, name)
 
     def _result_row(self, original: Any, row: dict[str, Any], pk_value: Any) -> Any:
+        """The inserted item with its id and computed vectors (given vectors are returned as given)."""
         pk = self.primary_key
-        row[pk] = pk_value
         if isinstance(original, Mapping) or not hasattr(original, "model_dump"):
             out = dict(original) if isinstance(original, Mapping) else {}
-            out.update({k: _plain(v) for k, v in row.items()})
+            for k, v in row.items():
+                if k not in out or out[k] is None:
+                    out[k] = _plain(v)
+            out[pk] = pk_value
             return out
         for name in self._spec.vectors:
-            if row.get(name) is not None:
+            if getattr(original, name, None) is None and row.get(name) is not None:
                 setattr(original, name, _plain(row[name]))
         setattr(original, pk, pk_value)
         return original
@@ -358,8 +361,9 @@ class Table:
                 keep.append(i)
                 kept_live.append(k)
         to_write = [rows[i] for i in keep]
-        for i in keep:
-            self._check_vectors(rows[i], base_index + i)  # type: ignore[arg-type]
+        if side:  # vectors were computed: check them too
+            for i in keep:
+                self._check_vectors(rows[i], base_index + i)  # type: ignore[arg-type]
         ids = self._write(to_write, side, kept_live) if to_write else []  # type: ignore[arg-type]
         inserted = [self._result_row(items[i], rows[i], pk) for i, pk in zip(keep, ids)]  # type: ignore[arg-type]
         failed.sort(key=lambda f: f.index)

@@ -174,7 +174,7 @@ def test_auto_embedding_fills_only_missing(sqlite_client: lookalike.Client, toy:
         ]
     )
     assert toy.calls["images"] == 1  # only the missing vector was computed
-    assert rows[1]["image_vec"] == given.tolist()
+    np.testing.assert_array_equal(rows[1]["image_vec"], given)
     assert t.get(rows[2]["id"]).image_vec is None
     assert t.get(rows[3]["id"]).image_vec is None
     # an update of the source re-embeds

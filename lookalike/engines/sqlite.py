@@ -32,7 +32,7 @@ from sqlalchemy.pool import StaticPool
 
 from lookalike.engines.base import Engine, SearchRequest
 from lookalike.errors import ConnectionFailedError, EngineError, LookalikeError
-from lookalike.schema import TableSpec
+from lookalike.schema import TableSpec, VectorType
 from lookalike.vectors.exact import VectorMatrix
 
 CHANGES = "_lookalike_changes"
@@ -56,6 +56,12 @@ def sqlite_path(url: str | os.PathLike[str] | None) -> str:
             text = text[len(prefix) :]
             break
     return os.path.expanduser(text)
+
+
+def _vector_blob(value: Any) -> bytes:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    return np.asarray(value, dtype="<f4").tobytes()
 
 
 @dataclass
@@ -140,6 +146,48 @@ class SQLiteEngine(Engine):
                 f"{BUSY_TIMEOUT_S:.0f} s"
             )
         return EngineError(f"sqlite: {text}")
+
+    def insert_rows(self, conn: Connection, spec: TableSpec, rows: list[dict[str, Any]]) -> list[Any]:
+        """Plain ``executemany`` when SQLite assigns the integer ids (they are consecutive under our
+        write lock); the portable RETURNING path otherwise."""
+        pk = spec.sa_table.c[spec.primary_key]
+        keys = set(rows[0]) if rows else set()
+        if (
+            not rows
+            or not isinstance(pk.type, sa.Integer)
+            or pk.name in keys
+            or any(set(r) != keys for r in rows)
+        ):
+            return super().insert_rows(conn, spec, rows)
+        # straight to the driver: SQLAlchemy's per-row bookkeeping costs more than SQLite's insert
+        names = list(rows[0])
+        dialect = self.sa_engine.dialect
+        procs = []
+        for name in names:
+            col_type = spec.sa_table.c[name].type
+            if isinstance(col_type, VectorType):
+                procs.append(_vector_blob)
+            else:
+                procs.append(col_type._cached_bind_processor(dialect))  # type: ignore[attr-defined]
+        sql = (
+            f"INSERT INTO {self.quote(spec.name)} ({', '.join(self.quote(n) for n in names)}) "
+            f"VALUES ({', '.join('?' for _ in names)})"
+        )
+        params = [
+            tuple(v if p is None or v is None else p(v) for v, p in zip(row.values(), procs)) for row in rows
+        ]
+        conn.exec_driver_sql(sql, params)  # type: ignore[arg-type]
+        last = int(conn.exec_driver_sql("SELECT last_insert_rowid()").scalar() or 0)
+        first = last - len(rows) + 1
+        t = self.quote(spec.name)
+        found = conn.exec_driver_sql(
+            f"SELECT count(*) FROM {t} WHERE rowid BETWEEN ? AND ?", (first, last)
+        ).scalar()
+        if found != len(rows):  # cannot happen while we hold the write lock; refuse rather than guess
+            raise EngineError(
+                f"sqlite: inserted {len(rows)} rows into {spec.name!r} but could not read back their ids"
+            )
+        return list(range(first, last + 1))
 
     # ------------------------------------------------------------------ set-up and DDL
     def setup(self, conn: Connection) -> None:
@@ -321,11 +369,12 @@ class SQLiteEngine(Engine):
         self, conn: Connection, spec: TableSpec, request: SearchRequest
     ) -> list[dict[str, Any]]:
         table = spec.sa_table
-        col = table.c[request.column]
         candidates = None
         if request.where is not None:
             rowid = sa.literal_column("rowid")
-            stmt = sa.select(rowid).select_from(table).where(request.where, col.is_not(None))
+            # no "vector IS NOT NULL" here: it would read every candidate row's blob; the matrix only
+            # holds non-null vectors and ignores other ids
+            stmt = sa.select(rowid).select_from(table).where(request.where)
             candidates = np.fromiter((r[0] for r in conn.execute(stmt)), dtype=np.int64)
             if not len(candidates):
                 return []
