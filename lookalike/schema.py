@@ -13,7 +13,7 @@ import decimal
 import uuid
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -127,9 +127,8 @@ class VectorSpec:
     embed_fn: BaseEmbeddingFunction | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data.pop("embed_fn")
-        return data
+        # not dataclasses.asdict: it would deep-copy the embedder (and its model sessions)
+        return {f: getattr(self, f) for f in self.__dataclass_fields__ if f != "embed_fn"}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> VectorSpec:

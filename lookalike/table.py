@@ -311,7 +311,7 @@ class Table:
         self,
         data: Iterable[Any],
         *,
-        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        chunk_size: int | None = None,
         on_error: OnError = "raise",
         progress: Progress | None = None,
     ) -> InsertResult:
@@ -325,6 +325,10 @@ class Table:
 
         if on_error not in ("raise", "skip"):
             raise ConfigurationError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+        if chunk_size is None:
+            # remote providers want enough items per chunk to keep all their request slots busy
+            wanted = [getattr(v.embed_fn, "preferred_chunk_size", 0) for v in self._spec.vectors.values()]
+            chunk_size = max([DEFAULT_CHUNK_SIZE, *[w for w in wanted if isinstance(w, int)]])
         if chunk_size <= 0:
             raise ConfigurationError(f"chunk_size must be positive, got {chunk_size!r}")
         return run_ingest(self, data, chunk_size=chunk_size, on_error=on_error, progress=progress)

@@ -31,6 +31,7 @@ from lookalike.errors import (
     EmbeddingError,
     ImageInputError,
     LookalikeError,
+    ModelNotFoundError,
     VectorError,
     describe_item,
 )
@@ -496,7 +497,7 @@ class BaseEmbeddingFunction:
         """Embed a batch; when it fails, split it to find the items at fault."""
         try:
             rows = self._checked_rows(self._call(fn, batch, purpose), [sources[i] for i in idx])
-        except AuthenticationError:
+        except (AuthenticationError, ModelNotFoundError):
             raise  # every item would fail the same way
         except LookalikeError as exc:
             if len(batch) == 1:

@@ -303,7 +303,9 @@ class _TextEncoder:
         model_type = str(config.get("model_type", ""))
         tok_class = str(tok_cfg.get("tokenizer_class", ""))
         self.siglip_canonical = tok_class.startswith("Siglip") and not tok_class.startswith("Siglip2")
-        self.lowercase = bool(tok_cfg.get("do_lower_case", False)) or model_type == "siglip2"
+        # SiglipTokenizer lowercases unless told not to; Siglip2's Gemma tokenizer was trained lowercased
+        lower_default = self.siglip_canonical or model_type == "siglip2"
+        self.lowercase = bool(tok_cfg.get("do_lower_case", lower_default))
         # SigLIP pools the last position, so it must see exactly the padding it was trained with;
         # graphs with a fixed sequence length (OpenCLIP/immich exports) need it too.
         fixed = self.tower.dim(1)
@@ -333,10 +335,10 @@ class _TextEncoder:
         return read_json(path, source) if path is not None else {}
 
     def clean(self, text: str) -> str:
-        if self.siglip_canonical:  # transformers' SiglipTokenizer.canonicalize_text
-            text = re.sub(r"\s+", " ", text.lower().translate(_PUNCTUATION)).strip()
-        elif self.lowercase:
+        if self.lowercase:
             text = text.lower()
+        if self.siglip_canonical:  # transformers' SiglipTokenizer.canonicalize_text
+            text = re.sub(r"\s+", " ", text.translate(_PUNCTUATION)).strip()
         return text
 
     def encode(self, texts: list[str]) -> dict[str, np.ndarray]:

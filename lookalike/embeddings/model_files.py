@@ -25,6 +25,7 @@ __all__ = [
     "KNOWN_MODELS",
     "KnownModel",
     "ModelFiles",
+    "ModelSource",
     "Precision",
     "Tower",
     "check_precision",
@@ -292,6 +293,19 @@ class ModelFiles:
         from huggingface_hub import errors
 
         offline = hub_offline()
+        cache = str(hub_cache_dir(self.source.cache_dir))
+        # Cache first: no network round trip per file, and a table's model never changes under it
+        # because the repo's main branch moved (vectors from other weights would not compare).
+        absent = 0
+        for rel in self._candidates(filename):
+            hit = hub.try_to_load_from_cache(
+                self.source.repo_id, rel, cache_dir=cache, revision=self.source.revision
+            )
+            if isinstance(hit, str):
+                return Path(hit)
+            absent += hit is not None  # huggingface_hub remembers files a repo does not have
+        if absent == len(self._candidates(filename)) and not required:
+            return None
         for rel in self._candidates(filename):
             try:
                 return Path(
@@ -299,7 +313,7 @@ class ModelFiles:
                         self.source.repo_id,
                         rel,
                         revision=self.source.revision,
-                        cache_dir=str(hub_cache_dir(self.source.cache_dir)),
+                        cache_dir=cache,
                         local_files_only=offline,
                     )
                 )

@@ -183,6 +183,7 @@ class RemoteEmbeddingFunction(BaseEmbeddingFunction):
     """
 
     provider: ClassVar[str] = "remote"
+    remote: ClassVar[bool] = True
     display_name: ClassVar[str] = "remote provider"
     api_key_envs: ClassVar[tuple[str, ...]] = ()
     api_base_envs: ClassVar[tuple[str, ...]] = ()
@@ -642,8 +643,13 @@ class RemoteEmbeddingFunction(BaseEmbeddingFunction):
         on_error: OnError = "raise",
         purpose: Purpose = "document",
         progress: ProgressHook | None = None,
+        cache: Any = None,
+        infos: dict[int, Any] | None = None,
     ) -> list[np.ndarray | LookalikeError | None]:
         """Embed many stored items: packed requests sent ``max_concurrency`` at a time.
+
+        ``cache`` and ``infos`` (the local content cache) are accepted for the seam and ignored: a
+        remote provider sends URLs as URLs without reading their bytes, so there is nothing to hash.
 
         Same contract as :meth:`BaseEmbeddingFunction.embed_sources`: one entry per source (vector,
         ``None`` for an empty source, or the item's error with ``on_error="skip"``). Key, quota and

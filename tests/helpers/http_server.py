@@ -26,7 +26,8 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+from http.server import ThreadingHTTPServer as _ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -34,6 +35,12 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 __all__ = ["Handler", "LocalHTTPServer", "Request", "Response", "http_server"]
+
+
+class ThreadingHTTPServer(_ThreadingHTTPServer):
+    """The stdlib server with a listen backlog that concurrent clients don't overflow."""
+
+    request_queue_size = 128
 
 
 @dataclass(frozen=True)

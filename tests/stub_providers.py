@@ -1,0 +1,725 @@
+"""Strict local stand-ins for hosted embedding APIs (Jina AI, OpenAI/Infinity, Voyage AI, Cohere).
+
+``StubProvider(flavor)`` runs a real HTTP server on 127.0.0.1 (:class:`tests.helpers.http_server.
+LocalHTTPServer`) that checks every request against the provider's documented schema: path, method,
+``Content-Type``, ``Authorization: Bearer``, known model, known fields only, input shapes, task /
+input_type values, allowed output sizes, per-request item limits and image sizes. A request that breaks
+the schema is answered 400 *and* recorded in ``violations``, so a test can assert the client never
+sent one. The stub's model table is its own (not imported from lookalike), so a wrong client table is
+caught.
+
+Vectors are deterministic: text → a seeded random unit vector from a hash (a colour word such as
+"orange" maps to the vector of a solid image of that colour, so a text search means something);
+images → a fixed random projection of an 8x8 thumbnail, so the same picture sent as a URL (fetched
+from a 127.0.0.1 server) or inline base64 gives (nearly) the same vector. Matryoshka sizes truncate
+and re-normalise the full vector.
+
+Faults: ``latency``, ``rate_limit_fraction`` (429 with ``Retry-After``), ``bad_markers`` (400 for an
+input containing a marker), ``valid_keys`` / ``no_quota_keys`` (401 / 402-403-429), and
+``script(Fault…)`` for one-off 500s, 429s, slow answers, non-JSON bodies, too few vectors, wrong sizes.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import io
+import random
+import threading
+import urllib.request
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import numpy as np
+from PIL import Image
+
+from tests.helpers.http_server import LocalHTTPServer, Request, Response
+
+__all__ = ["COLOURS", "Fault", "StubModel", "StubProvider", "content_vector", "solid_jpeg"]
+
+COLOURS: dict[str, tuple[int, int, int]] = {
+    "red": (220, 30, 30),
+    "orange": (245, 140, 20),
+    "yellow": (240, 220, 40),
+    "green": (40, 170, 60),
+    "blue": (30, 60, 220),
+    "purple": (130, 40, 170),
+    "black": (10, 10, 10),
+    "white": (245, 245, 245),
+}
+
+
+@dataclass(frozen=True)
+class StubModel:
+    """What the stub accepts for one model."""
+
+    dimensions: int
+    min_dimensions: int | None = None
+    allowed_dimensions: tuple[int, ...] | None = None
+    multimodal: bool = False
+    tasks: tuple[str, ...] = ()
+    max_items: int = 2048
+    max_image_pixels: int | None = None  # lookalike promises to downscale inline images to this
+    max_image_side: int | None = None  # ... and to a shortest side of at most this
+    images_per_request: int | None = None
+
+    def allows(self, dims: Any) -> bool:
+        if not isinstance(dims, int) or isinstance(dims, bool):
+            return False
+        if dims == self.dimensions:
+            return True
+        if self.allowed_dimensions is not None:
+            return dims in self.allowed_dimensions
+        return self.min_dimensions is not None and self.min_dimensions <= dims <= self.dimensions
+
+
+_V4_TASKS = ("retrieval.query", "retrieval.passage", "text-matching", "code.query", "code.passage")
+_V3_TASKS = ("retrieval.query", "retrieval.passage", "text-matching", "classification", "separation")
+
+MODELS: dict[str, dict[str, StubModel]] = {
+    "jina": {
+        "jina-embeddings-v4": StubModel(
+            2048, 128, multimodal=True, tasks=_V4_TASKS, max_items=512, max_image_pixels=602_112
+        ),
+        "jina-clip-v2": StubModel(1024, 64, multimodal=True, tasks=_V3_TASKS, max_image_side=512),
+        "jina-clip-v1": StubModel(768, multimodal=True, max_image_side=224),
+        "jina-embeddings-v3": StubModel(1024, 32, tasks=_V3_TASKS),
+        "jina-embeddings-v2-base-en": StubModel(768),
+    },
+    "openai": {
+        "text-embedding-3-small": StubModel(1536, 1),
+        "text-embedding-3-large": StubModel(3072, 1),
+        "text-embedding-ada-002": StubModel(1536),
+    },
+    "voyage": {
+        "voyage-multimodal-3": StubModel(1024, multimodal=True, max_items=1000, max_image_pixels=16_000_000),
+        "voyage-multimodal-3.5": StubModel(
+            1024,
+            allowed_dimensions=(256, 512, 1024, 2048),
+            multimodal=True,
+            max_items=1000,
+            max_image_pixels=16_000_000,
+        ),
+        "voyage-3.5": StubModel(1024, allowed_dimensions=(256, 512, 1024, 2048), max_items=1000),
+    },
+    "cohere": {
+        "embed-v4.0": StubModel(
+            1536,
+            allowed_dimensions=(256, 512, 1024, 1536),
+            multimodal=True,
+            max_items=96,
+            max_image_pixels=2_458_624,
+        ),
+        "embed-english-v3.0": StubModel(
+            1024, multimodal=True, max_items=96, max_image_pixels=2_458_624, images_per_request=1
+        ),
+    },
+}
+
+PATHS = {
+    "jina": {"/v1/embeddings"},
+    "openai": {"/v1/embeddings"},
+    "voyage": {"/v1/multimodalembeddings", "/v1/embeddings"},
+    "cohere": {"/v2/embed"},
+}
+
+
+@dataclass(frozen=True)
+class Fault:
+    """A one-off answer for the next request (see :meth:`StubProvider.script`)."""
+
+    kind: str  # "status" | "delay" | "malformed" | "wrong_count" | "wrong_dims"
+    status: int = 500
+    retry_after: str | None = None
+    seconds: float = 0.0
+
+    @classmethod
+    def http(cls, status: int, retry_after: str | None = None) -> Fault:
+        return cls("status", status=status, retry_after=retry_after)
+
+    @classmethod
+    def delay(cls, seconds: float) -> Fault:
+        return cls("delay", seconds=seconds)
+
+    @classmethod
+    def malformed(cls) -> Fault:
+        return cls("malformed")
+
+    @classmethod
+    def wrong_count(cls) -> Fault:
+        return cls("wrong_count")
+
+    @classmethod
+    def wrong_dims(cls) -> Fault:
+        return cls("wrong_dims")
+
+
+@dataclass
+class Seen:
+    """One request the stub received (no key values: just whether the key was right)."""
+
+    path: str
+    model: str | None
+    kinds: list[str]
+    items: list[str]  # short descriptions: text, URL, or "b64:WxH"
+    task: str | None
+    dimensions: int | None
+    body_bytes: int
+    status: int = 200
+    image_sizes: list[tuple[int, int]] = field(default_factory=list)
+
+
+class _Reject(Exception):
+    def __init__(self, status: int, message: str, *, violation: bool = True, code: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.violation = violation
+        self.code = code
+
+
+def _hash_vector(key: str, dims: int) -> np.ndarray:
+    seed = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "little")
+    vec = np.random.default_rng(seed).standard_normal(dims)
+    return vec / np.linalg.norm(vec)
+
+
+_PROJECTIONS: dict[int, np.ndarray] = {}
+_PROJ_LOCK = threading.Lock()
+
+
+def content_vector(img: Image.Image, dims: int) -> np.ndarray:
+    """The stub's image vector: a fixed random projection of an 8x8 thumbnail (unit length)."""
+    with _PROJ_LOCK:
+        proj = _PROJECTIONS.get(dims)
+        if proj is None:
+            proj = np.random.default_rng(12345).standard_normal((8 * 8 * 3, dims))
+            _PROJECTIONS[dims] = proj
+    thumb = np.asarray(img.convert("RGB").resize((8, 8), Image.Resampling.BOX), dtype=np.float64)
+    x = thumb.reshape(-1) / 255.0 - 0.5
+    vec = x @ proj
+    norm = np.linalg.norm(vec)
+    return vec / norm if norm else _hash_vector("blank", dims)
+
+
+def solid_jpeg(colour: tuple[int, int, int] | str, size: tuple[int, int] = (64, 48)) -> bytes:
+    """JPEG bytes of a solid-colour picture (a colour name from :data:`COLOURS` or an RGB tuple)."""
+    rgb = COLOURS[colour] if isinstance(colour, str) else colour
+    buf = io.BytesIO()
+    Image.new("RGB", size, rgb).save(buf, format="JPEG", quality=95)
+    return buf.getvalue()
+
+
+class StubProvider:
+    """A strict fake of one provider's embeddings endpoint, served on 127.0.0.1."""
+
+    def __init__(
+        self,
+        flavor: str = "jina",
+        *,
+        valid_keys: Iterable[str] = ("test-key",),
+        no_quota_keys: Iterable[str] = (),
+        require_key: bool = True,
+        latency: float = 0.0,
+        rate_limit_fraction: float = 0.0,
+        retry_after: str = "0.01",
+        seed: int = 0,
+        infinity: bool = False,
+        extra_models: dict[str, StubModel] | None = None,
+    ) -> None:
+        if flavor not in MODELS:
+            raise ValueError(f"unknown flavor {flavor!r}")
+        self.flavor = flavor
+        self.models = {**MODELS[flavor], **(extra_models or {})}
+        self.valid_keys = set(valid_keys)
+        self.no_quota_keys = set(no_quota_keys)
+        self.require_key = require_key
+        self.latency = latency
+        self.rate_limit_fraction = rate_limit_fraction
+        self.retry_after = retry_after
+        self.infinity = infinity
+        self.bad_markers: set[str] = set()
+        self.seen: list[Seen] = []
+        self.violations: list[str] = []
+        self.rate_limited = 0
+        self._faults: list[Fault] = []
+        self._rng = random.Random(seed)
+        self._lock = threading.Lock()
+        self.server = LocalHTTPServer()
+        # socketserver listens with a backlog of 5; a burst of concurrent connects then waits ~1 s for
+        # a SYN retry, which would make latency measurements lie. Re-listen with a deeper queue.
+        self.server._httpd.socket.listen(128)
+        for path in PATHS[flavor]:
+            self.server.route(path, self._handle, prefix=False)
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> StubProvider:
+        self.server.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.stop()
+
+    def __enter__(self) -> StubProvider:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def api_base(self) -> str:
+        """What to pass as ``api_base`` (or the provider's base-URL env var)."""
+        return self.server.base_url + ("" if self.flavor == "cohere" else "/v1")
+
+    def script(self, *faults: Fault) -> None:
+        """Answer the next requests with these faults, in order (then normally again)."""
+        with self._lock:
+            self._faults.extend(faults)
+
+    def reset(self) -> None:
+        with self._lock:
+            self.seen.clear()
+            self.violations.clear()
+            self._faults.clear()
+            self.rate_limited = 0
+
+    @property
+    def request_count(self) -> int:
+        with self._lock:
+            return len(self.seen)
+
+    # ------------------------------------------------------------------ serving
+    def _handle(self, request: Request) -> Response:
+        with self._lock:
+            fault = self._faults.pop(0) if self._faults else None
+            limited = self.rate_limit_fraction > 0 and self._rng.random() < self.rate_limit_fraction
+        delay = self.latency + (fault.seconds if fault and fault.kind == "delay" else 0.0)
+        seen = Seen(request.path, None, [], [], None, None, len(request.body))
+        try:
+            if request.method != "POST":
+                raise _Reject(405, f"{request.method} not allowed")
+            self._check_auth(request)
+            if fault is not None and fault.kind == "status":
+                headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
+                return self._error(
+                    seen, fault.status, "injected failure", headers, delay=delay, violation=False
+                )
+            if limited:
+                with self._lock:
+                    self.rate_limited += 1
+                return self._error(
+                    seen,
+                    429,
+                    "rate limit exceeded",
+                    {"Retry-After": self.retry_after},
+                    delay=delay,
+                    violation=False,
+                )
+            body = self._check_json(request)
+            vectors = self._embed(request.path, body, seen)
+        except _Reject as exc:
+            return self._error(
+                seen, exc.status, exc.message, delay=delay, violation=exc.violation, code=exc.code
+            )
+        if fault is not None and fault.kind == "malformed":
+            self._record(seen)
+            return Response(200, b"<html><body>502 Bad Gateway</body></html>", "text/html", delay=delay)
+        if fault is not None and fault.kind == "wrong_count":
+            vectors = vectors[:-1]
+        if fault is not None and fault.kind == "wrong_dims":
+            vectors = [v[:-1] for v in vectors]
+        self._record(seen)
+        resp = Response.json(self._answer(body, vectors))
+        resp.delay = delay
+        return resp
+
+    def _record(self, seen: Seen) -> None:
+        with self._lock:
+            self.seen.append(seen)
+
+    def _violation(self, message: str) -> None:
+        with self._lock:
+            self.violations.append(message)
+
+    def _error(
+        self,
+        seen: Seen,
+        status: int,
+        message: str,
+        headers: dict[str, str] | None = None,
+        *,
+        delay: float = 0.0,
+        violation: bool = False,
+        code: str = "",
+    ) -> Response:
+        seen.status = status
+        self._record(seen)
+        if violation:
+            self._violation(f"{seen.path}: {message}")
+        if self.flavor == "openai":
+            body: dict[str, Any] = {
+                "error": {
+                    "message": message,
+                    "type": code or "invalid_request_error",
+                    "param": None,
+                    "code": code or None,
+                }
+            }
+        elif self.flavor == "cohere":
+            body = {"message": message}
+        else:
+            body = {"detail": message}
+        resp = Response.json(body, status, headers)
+        resp.delay = delay
+        return resp
+
+    def _check_auth(self, request: Request) -> None:
+        ctype = request.headers.get("content-type", "")
+        if not ctype.startswith("application/json"):
+            raise _Reject(415, f"Content-Type must be application/json, got {ctype!r}")
+        auth = request.headers.get("authorization")
+        if auth is None:
+            if self.require_key:
+                raise _Reject(401, "missing Authorization header", code="invalid_api_key")
+            return
+        if not auth.startswith("Bearer ") or not auth[7:].strip():
+            raise _Reject(401, "Authorization must be 'Bearer <key>'", code="invalid_api_key")
+        key = auth[7:]
+        if key in self.no_quota_keys:
+            status = {"jina": 403, "openai": 429, "voyage": 403, "cohere": 402}[self.flavor]
+            raise _Reject(
+                status,
+                "insufficient balance: top up your account",
+                violation=False,
+                code="insufficient_quota",
+            )
+        if self.require_key and key not in self.valid_keys:
+            # echo the key, as a careless server might, so tests can check the client scrubs it
+            raise _Reject(401, f"Invalid API key: {key}", violation=False, code="invalid_api_key")
+
+    @staticmethod
+    def _check_json(request: Request) -> dict[str, Any]:
+        try:
+            body = request.json()
+        except ValueError as exc:
+            raise _Reject(400, f"body is not JSON: {exc}") from exc
+        if not isinstance(body, dict):
+            raise _Reject(400, "body must be a JSON object")
+        return body
+
+    def _model(self, body: dict[str, Any], seen: Seen) -> StubModel:
+        name = body.get("model")
+        seen.model = name
+        if name not in self.models:
+            raise _Reject(400, f"unknown model {name!r}")
+        return self.models[name]
+
+    @staticmethod
+    def _only(body: dict[str, Any], allowed: set[str], required: set[str]) -> None:
+        unknown = set(body) - allowed
+        if unknown:
+            raise _Reject(400, f"unknown fields {sorted(unknown)}")
+        missing = required - set(body)
+        if missing:
+            raise _Reject(400, f"missing fields {sorted(missing)}")
+
+    def _dims(self, model: StubModel, value: Any, seen: Seen, field_name: str) -> int:
+        if value is None:
+            return model.dimensions
+        if model.min_dimensions is None and model.allowed_dimensions is None:
+            raise _Reject(400, f"{seen.model} does not support {field_name}")
+        if not model.allows(value):
+            raise _Reject(400, f"{field_name}={value!r} is not supported by {seen.model}")
+        seen.dimensions = value
+        return value
+
+    # -- per flavor -------------------------------------------------------------------------------
+    def _embed(self, path: str, body: dict[str, Any], seen: Seen) -> list[list[float]]:
+        return getattr(self, f"_embed_{self.flavor}")(path, body, seen)
+
+    def _embed_jina(self, path: str, body: dict[str, Any], seen: Seen) -> list[list[float]]:
+        self._only(
+            body,
+            {
+                "model",
+                "input",
+                "task",
+                "dimensions",
+                "embedding_type",
+                "late_chunking",
+                "truncate",
+                "normalized",
+                "return_multivector",
+            },
+            {"model", "input"},
+        )
+        model = self._model(body, seen)
+        if "task" in body:
+            seen.task = body["task"]
+            if body["task"] not in model.tasks:
+                raise _Reject(400, f"task {body['task']!r} is not valid for {seen.model}")
+        if body.get("embedding_type", "float") != "float":
+            raise _Reject(400, "lookalike must ask for float embeddings")
+        dims = self._dims(model, body.get("dimensions"), seen, "dimensions")
+        raw = body["input"]
+        items = [raw] if isinstance(raw, str) else raw
+        if not isinstance(items, list) or not items:
+            raise _Reject(400, "input must be a non-empty string or array")
+        if len(items) > model.max_items:
+            raise _Reject(400, f"Each input list can contain at most {model.max_items} items")
+        out = []
+        for i, item in enumerate(items):
+            if isinstance(item, str):
+                out.append(self._text_vector(item, dims, seen))
+            elif isinstance(item, dict) and set(item) == {"text"} and isinstance(item["text"], str):
+                out.append(self._text_vector(item["text"], dims, seen))
+            elif isinstance(item, dict) and set(item) == {"image"} and isinstance(item["image"], str):
+                if not model.multimodal:
+                    raise _Reject(400, f"{seen.model} does not accept images (input {i})")
+                out.append(self._image_vector(item["image"], dims, seen, model, i, data_uri_ok=True))
+            else:
+                raise _Reject(400, f"input {i} must be a string, {{'text': …}} or {{'image': …}}")
+        return out
+
+    def _embed_openai(self, path: str, body: dict[str, Any], seen: Seen) -> list[list[float]]:
+        allowed = {"model", "input", "encoding_format", "dimensions", "user"}
+        if self.infinity:
+            allowed.add("modality")
+        self._only(body, allowed, {"model", "input"})
+        model = self._model(body, seen)
+        if body.get("encoding_format", "float") != "float":
+            raise _Reject(400, "encoding_format must be 'float'")
+        dims = self._dims(model, body.get("dimensions"), seen, "dimensions")
+        modality = body.get("modality", "text")
+        if modality not in ("text", "image"):
+            raise _Reject(400, f"modality {modality!r} unknown")
+        raw = body["input"]
+        items = [raw] if isinstance(raw, str) else raw
+        if not isinstance(items, list) or not items or not all(isinstance(t, str) for t in items):
+            raise _Reject(400, "input must be a string or a non-empty array of strings")
+        limit = 32 if modality == "image" else min(model.max_items, 2048)
+        if len(items) > limit:
+            raise _Reject(400, f"at most {limit} inputs per request")
+        if modality == "image":
+            if not model.multimodal:
+                raise _Reject(400, f"{seen.model} does not accept images")
+            return [
+                self._image_vector(t, dims, seen, model, i, data_uri_ok=True, bare_ok=False)
+                for i, t in enumerate(items)
+            ]
+        return [self._text_vector(t, dims, seen) for t in items]
+
+    def _embed_voyage(self, path: str, body: dict[str, Any], seen: Seen) -> list[list[float]]:
+        model = self._model(body, seen)
+        if "input_type" in body:
+            seen.task = body["input_type"]
+            if body["input_type"] not in (None, "query", "document"):
+                raise _Reject(400, f"input_type {body['input_type']!r} invalid")
+        dims = self._dims(model, body.get("output_dimension"), seen, "output_dimension")
+        if path.endswith("/embeddings"):
+            self._only(
+                body,
+                {
+                    "model",
+                    "input",
+                    "input_type",
+                    "truncation",
+                    "output_dimension",
+                    "output_dtype",
+                    "encoding_format",
+                },
+                {"model", "input"},
+            )
+            items = body["input"]
+            if not isinstance(items, list) or not items or not all(isinstance(t, str) for t in items):
+                raise _Reject(400, "input must be a non-empty list of strings")
+            if len(items) > model.max_items:
+                raise _Reject(400, f"at most {model.max_items} inputs")
+            return [self._text_vector(t, dims, seen) for t in items]
+        self._only(
+            body,
+            {"model", "inputs", "input_type", "truncation", "output_encoding", "output_dimension"},
+            {"model", "inputs"},
+        )
+        if not model.multimodal:
+            raise _Reject(400, f"{seen.model} is not a multimodal model")
+        inputs = body["inputs"]
+        if not isinstance(inputs, list) or not inputs or len(inputs) > model.max_items:
+            raise _Reject(400, f"inputs must be a list of 1..{model.max_items} items")
+        out = []
+        for i, entry in enumerate(inputs):
+            if (
+                not isinstance(entry, dict)
+                or set(entry) != {"content"}
+                or not isinstance(entry["content"], list)
+            ):
+                raise _Reject(400, f"inputs[{i}] must be {{'content': [...]}}")
+            parts = entry["content"]
+            if len(parts) != 1:
+                raise _Reject(400, f"inputs[{i}]: lookalike sends one part per input")
+            part = parts[0]
+            kind = part.get("type") if isinstance(part, dict) else None
+            if kind == "text" and set(part) == {"type", "text"}:
+                out.append(self._text_vector(part["text"], dims, seen))
+            elif kind == "image_url" and set(part) == {"type", "image_url"}:
+                if not str(part["image_url"]).startswith(("http://", "https://")):
+                    raise _Reject(400, f"inputs[{i}]: image_url must be http(s)")
+                out.append(self._image_vector(part["image_url"], dims, seen, model, i))
+            elif kind == "image_base64" and set(part) == {"type", "image_base64"}:
+                if not str(part["image_base64"]).startswith("data:image/"):
+                    raise _Reject(400, f"inputs[{i}]: image_base64 must be a data URI")
+                out.append(self._image_vector(part["image_base64"], dims, seen, model, i, data_uri_ok=True))
+            else:
+                raise _Reject(400, f"inputs[{i}]: unknown content part {part!r}"[:200])
+        return out
+
+    def _embed_cohere(self, path: str, body: dict[str, Any], seen: Seen) -> list[list[float]]:
+        self._only(
+            body,
+            {
+                "model",
+                "input_type",
+                "embedding_types",
+                "texts",
+                "images",
+                "inputs",
+                "output_dimension",
+                "max_tokens",
+                "truncate",
+            },
+            {"model", "input_type", "embedding_types"},
+        )
+        model = self._model(body, seen)
+        seen.task = body["input_type"]
+        if body["input_type"] not in (
+            "search_document",
+            "search_query",
+            "classification",
+            "clustering",
+            "image",
+        ):
+            raise _Reject(400, f"input_type {body['input_type']!r} invalid")
+        if body["embedding_types"] != ["float"]:
+            raise _Reject(400, "lookalike must ask for embedding_types=['float']")
+        if "output_dimension" in body and seen.model != "embed-v4.0":
+            raise _Reject(400, "output_dimension is only supported by embed-v4.0")
+        dims = self._dims(model, body.get("output_dimension"), seen, "output_dimension")
+        given = [k for k in ("texts", "images", "inputs") if k in body]
+        if len(given) != 1:
+            raise _Reject(400, "send exactly one of texts, images, inputs")
+        items = body[given[0]]
+        if not isinstance(items, list) or not items or len(items) > model.max_items:
+            raise _Reject(400, f"{given[0]} must hold 1..{model.max_items} items")
+        if given[0] == "texts":
+            if body["input_type"] == "image":
+                raise _Reject(400, "input_type 'image' needs images")
+            return [self._text_vector(t, dims, seen) for t in items]
+        if given[0] != "images" or not model.multimodal:
+            raise _Reject(400, f"{seen.model} does not take {given[0]}")
+        if model.images_per_request is not None:
+            if len(items) > model.images_per_request or body["input_type"] != "image":
+                raise _Reject(400, f"{seen.model}: one image per request, with input_type 'image'")
+        out = []
+        for i, uri in enumerate(items):
+            if not isinstance(uri, str) or not uri.startswith("data:image/"):
+                raise _Reject(400, f"images[{i}] must be a data URI")
+            out.append(self._image_vector(uri, dims, seen, model, i, data_uri_ok=True))
+        return out
+
+    def _answer(self, body: dict[str, Any], vectors: list[list[float]]) -> dict[str, Any]:
+        if self.flavor == "cohere":
+            return {
+                "id": "stub",
+                "embeddings": {"float": vectors},
+                "meta": {"api_version": {"version": "2"}},
+                "response_type": "embeddings_by_type",
+            }
+        return {
+            "object": "list",
+            "model": body.get("model"),
+            "data": [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)],
+            "usage": {"total_tokens": len(vectors), "prompt_tokens": len(vectors)},
+        }
+
+    # -- vectors ----------------------------------------------------------------------------------
+    def _check_bad(self, value: str, position: int) -> None:
+        for marker in self.bad_markers:
+            if marker in value:
+                raise _Reject(400, f"input {position} could not be processed: {value[:120]}", violation=False)
+
+    def _text_vector(self, text: Any, dims: int, seen: Seen) -> list[float]:
+        if not isinstance(text, str) or not text:
+            raise _Reject(400, "texts must be non-empty strings")
+        seen.kinds.append("text")
+        seen.items.append(text[:80])
+        self._check_bad(text, len(seen.items) - 1)
+        words = {w.strip(".,!?").lower() for w in text.split()}
+        colour = next((c for c in COLOURS if c in words), None)
+        if colour is not None:
+            vec = content_vector(Image.new("RGB", (8, 8), COLOURS[colour]), self._full(seen))
+        else:
+            vec = _hash_vector(f"text:{text}", self._full(seen))
+        return _truncate(vec, dims)
+
+    def _full(self, seen: Seen) -> int:
+        return self.models[seen.model or ""].dimensions
+
+    def _image_vector(
+        self,
+        value: str,
+        dims: int,
+        seen: Seen,
+        model: StubModel,
+        position: int,
+        *,
+        data_uri_ok: bool = False,
+        bare_ok: bool = True,
+    ) -> list[float]:
+        seen.kinds.append("image")
+        if value.startswith(("http://", "https://")):
+            seen.items.append(value)
+            self._check_bad(value, position)
+            host = urlsplit(value).hostname
+            if host in ("127.0.0.1", "localhost"):
+                try:
+                    with urllib.request.urlopen(value, timeout=5) as resp:
+                        img = Image.open(io.BytesIO(resp.read()))
+                        img.load()
+                except Exception as exc:
+                    raise _Reject(400, f"could not fetch image {value}: {exc}", violation=False) from exc
+                return _truncate(content_vector(img, self._full(seen)), dims)
+            return _truncate(_hash_vector(f"url:{value}", self._full(seen)), dims)
+        if value.startswith("data:"):
+            if not data_uri_ok:
+                raise _Reject(400, f"input {position}: data URIs are not accepted here")
+            head, _, b64 = value.partition(",")
+            if not head.startswith("data:image/") or not head.endswith(";base64"):
+                raise _Reject(400, f"input {position}: malformed data URI {head!r}")
+        elif bare_ok:
+            b64 = value
+        else:
+            raise _Reject(400, f"input {position}: expected a URL or data URI")
+        try:
+            raw = base64.b64decode(b64, validate=True)
+            img = Image.open(io.BytesIO(raw))
+            img.load()
+        except (binascii.Error, ValueError, OSError) as exc:
+            raise _Reject(400, f"input {position}: not a base64 image ({exc})") from exc
+        w, h = img.size
+        seen.items.append(f"b64:{w}x{h}")
+        seen.image_sizes.append((w, h))
+        if model.max_image_pixels is not None and w * h > model.max_image_pixels:
+            raise _Reject(400, f"input {position}: {w}x{h} image exceeds {model.max_image_pixels} pixels")
+        if model.max_image_side is not None and min(w, h) > model.max_image_side:
+            raise _Reject(
+                400, f"input {position}: {w}x{h} image was not downscaled to {model.max_image_side}"
+            )
+        return _truncate(content_vector(img, self._full(seen)), dims)
+
+
+def _truncate(vec: np.ndarray, dims: int) -> list[float]:
+    out = vec[:dims]
+    return (out / np.linalg.norm(out)).round(6).tolist()
