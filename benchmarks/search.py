@@ -30,9 +30,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import lookalike  # noqa: E402
-from benchmarks.common import clustered_vectors, ms, timed  # noqa: E402
-from lookalike import Field, TableModel, VectorField  # noqa: E402
+import lookalike
+from benchmarks.common import clustered_vectors, ms, timed
+from lookalike import Field, TableModel, VectorField
 
 ROOT = Path(__file__).resolve().parents[1]
 SQLITE_VEC_DIR = ROOT / ".bench" / "sqlite-vec"
@@ -79,7 +79,16 @@ def sqlite_vec_median(db: Path, queries: np.ndarray) -> float | None:
         return None
     if not SQLITE_VEC_DIR.exists():
         subprocess.run(
-            [sys.executable, "-m", "pip", "install", "-q", "--target", str(SQLITE_VEC_DIR), "sqlite-vec==0.1.9"],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--target",
+                str(SQLITE_VEC_DIR),
+                "sqlite-vec==0.1.9",
+            ],
             check=False,
             capture_output=True,
         )
@@ -157,7 +166,9 @@ def bench(n: int, dims: int, workdir: Path, queries: int) -> dict[str, float]:
     ours_med, _ = timed(ours, queries)
     bare_med, _ = timed(bare, queries)
     res["vs_numpy"] = ours_med / bare_med
-    print(f"top-10 exact: lookalike {ms(ours_med)}, numpy {ms(bare_med)} → {res['vs_numpy']:.2f}× (target ≤ 1.3×)")
+    print(
+        f"top-10 exact: lookalike {ms(ours_med)}, numpy {ms(bare_med)} → {res['vs_numpy']:.2f}× (target ≤ 1.3×)"
+    )
 
     # same results as brute force
     for q in qs[:5]:
@@ -183,13 +194,17 @@ def bench(n: int, dims: int, workdir: Path, queries: int) -> dict[str, float]:
         print("sqlite-vec: not measured (no Python here that can load SQLite extensions with sqlite-vec)")
     else:
         res["vs_sqlite_vec"] = vec_med / ours_med
-        print(f"sqlite-vec ORDER BY vec_distance_cosine: {ms(vec_med)} → lookalike is {res['vs_sqlite_vec']:.1f}× faster")
+        print(
+            f"sqlite-vec ORDER BY vec_distance_cosine: {ms(vec_med)} → lookalike is {res['vs_sqlite_vec']:.1f}× faster"
+        )
     _ = rng
     return res
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sizes", default="100000,1000000")
     parser.add_argument("--dims", type=int, default=512)
     parser.add_argument("--queries", type=int, default=30)

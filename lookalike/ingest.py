@@ -34,7 +34,15 @@ def run_ingest(
     result = InsertResult()
     done = 0
     for chunk in _chunks(data, chunk_size):
-        inserted, failed = table._insert_chunk(chunk, done, on_error)
+        hook = None
+        if progress is not None:
+            start = done
+
+            def hook(k: int, start: int = start) -> None:
+                # items embedded so far in this chunk, reported before the chunk is written
+                progress(start + k, max(total, start + k))
+
+        inserted, failed = table._insert_chunk(chunk, done, on_error, hook)
         result.extend(inserted)
         result.failed.extend(failed)
         done += len(chunk)

@@ -36,7 +36,8 @@ OnError = Literal["raise", "skip"]
 Progress = Callable[[int, int], None]
 """``progress(done, total)``: items written so far (including failed ones) out of the total."""
 
-DEFAULT_CHUNK_SIZE = 256
+DEFAULT_CHUNK_SIZE = 1000
+"""Rows per transaction in bulk work; large enough that the decode/inference pipeline rarely drains."""
 
 
 @dataclass(frozen=True)
@@ -196,7 +197,11 @@ class Table:
                 raise
 
     def _fill_vectors(
-        self, rows: list[dict[str, Any]], on_error: OnError, base_index: int = 0
+        self,
+        rows: list[dict[str, Any]],
+        on_error: OnError,
+        base_index: int = 0,
+        progress: Callable[[int], None] | None = None,
     ) -> tuple[dict[int, LookalikeError], list[_SideWrites]]:
         """Compute missing vectors in place.
 
@@ -222,8 +227,11 @@ class Table:
                 else EmbeddingCache(lambda: self._client._conn(write=False), vec.embed_fn)
             )
             infos: dict[int, SourceInfo] = {}
+            hook = None
+            if progress is not None and not side:  # report the first embedded column's progress only
+                hook = lambda done, _total: progress(done)  # noqa: E731
             try:
-                out = self._embed_sources(vec, sources, on_error, cache=cache, infos=infos)
+                out = self._embed_sources(vec, sources, on_error, cache=cache, infos=infos, progress=hook)
             except LookalikeError as exc:
                 if exc.index is not None:
                     exc.index = base_index + todo[exc.index]
@@ -334,7 +342,11 @@ class Table:
         return run_ingest(self, data, chunk_size=chunk_size, on_error=on_error, progress=progress)
 
     def _insert_chunk(
-        self, items: Sequence[Any], base_index: int, on_error: OnError
+        self,
+        items: Sequence[Any],
+        base_index: int,
+        on_error: OnError,
+        progress: Callable[[int], None] | None = None,
     ) -> tuple[list[Any], list[FailedItem]]:
         """Prepare, embed and write one chunk; returns (inserted rows, failed items)."""
         rows: list[dict[str, Any] | None] = []
@@ -352,7 +364,7 @@ class Table:
         live = [i for i, r in enumerate(rows) if r is not None]
         live_rows = [rows[i] for i in live]
         try:
-            errors, side = self._fill_vectors(live_rows, on_error, base_index)  # type: ignore[arg-type]
+            errors, side = self._fill_vectors(live_rows, on_error, base_index, progress)  # type: ignore[arg-type]
         except LookalikeError as exc:
             index = exc.index if exc.index is not None else base_index
             raise _bulk_error(exc, index, exc.item) from exc
