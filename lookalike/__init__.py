@@ -18,6 +18,7 @@ Quick start::
 """
 
 from lookalike.client import Client, TiDBClient, connect
+from lookalike.copy import copy_table
 from lookalike.embeddings import BaseEmbeddingFunction, EmbeddingFunction, register_provider
 from lookalike.engines.base import register_engine
 from lookalike.errors import (
@@ -76,6 +77,7 @@ __all__ = [
     "VectorField",
     "__version__",
     "connect",
+    "copy_table",
     "register_engine",
     "register_provider",
 ]

@@ -206,6 +206,12 @@ class Client:
         for col, vec in desc.get("vectors", {}).items():
             config = vec.get("embedder")
             if embed_fn is not None:
+                stored = vec.get("dimensions")
+                if embed_fn.dimensions is not None and stored is not None and embed_fn.dimensions != stored:
+                    raise SchemaError(
+                        f"table {name!r} stores {stored}-dimensional vectors in {col!r}, but "
+                        f"{embed_fn.model_name} produces {embed_fn.dimensions} dimensions"
+                    )
                 embedders[col] = embed_fn
             elif config:
                 embedders[col] = build_from_config(config)

@@ -287,9 +287,13 @@ class TableSpec:
 
     @property
     def primary_key(self) -> str:
+        cached = self.__dict__.get("_pk")
+        if cached is not None:
+            return cached
         pks = [c.name for c in self.sa_table.primary_key.columns]
         if len(pks) != 1:
             raise SchemaError(f"table {self.name!r} must have exactly one primary key column, has {pks}")
+        self.__dict__["_pk"] = pks[0]
         return pks[0]
 
     @classmethod

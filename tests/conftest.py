@@ -13,6 +13,8 @@ import lookalike
 from tests.toy_embedder import COLOURS, ToyEmbedder
 
 ENGINES = ["sqlite", "postgres"]
+if os.environ.get("LOOKALIKE_TIDB_URL"):  # a live TiDB (e.g. TiDB Cloud) joins the conformance suite
+    ENGINES.append("tidb")
 
 
 def _postgres_url() -> str | None:
@@ -29,6 +31,8 @@ def engine_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A database URL for each engine: a fresh SQLite file, or the suite's PostgreSQL."""
     if request.param == "sqlite":
         return str(tmp_path / "test.db")
+    if request.param == "tidb":
+        return os.environ["LOOKALIKE_TIDB_URL"]
     url = _postgres_url()
     if url is None:
         if os.environ.get("CI") and os.environ.get("LOOKALIKE_REQUIRE_POSTGRES"):

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 import sqlalchemy as sa
+from sqlalchemy import event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection
 from sqlalchemy.types import UserDefinedType
@@ -122,14 +123,6 @@ class PGVector(UserDefinedType[Any]):
 VECTOR_DIALECT_TYPES["postgresql"] = PGVector
 
 
-def _binary_vector(arr: Any) -> bytes:
-    """pgvector's binary input (``vector_recv``): int16 dims, int16 unused, big-endian float4s."""
-    if isinstance(arr, (bytes, bytearray, memoryview)):
-        arr = np.frombuffer(bytes(arr), dtype="<f4")
-    a = np.asarray(arr, dtype=np.float32)
-    return struct.pack(">hh", a.shape[0], 0) + a.astype(">f4").tobytes()
-
-
 # --------------------------------------------------------------------------- URLs
 
 
@@ -167,7 +160,7 @@ class PostgresEngine(Engine):
         self,
         sa_engine: sa.Engine,
         *,
-        exact_search_max_rows: int = 10_000,
+        exact_search_max_rows: int = 20_000,
         safe_url: str = "",
     ) -> None:
         super().__init__(sa_engine)
@@ -185,7 +178,7 @@ class PostgresEngine(Engine):
         *,
         connect_retries: int = 3,
         retry_backoff_s: float = 0.25,
-        exact_search_max_rows: int = 10_000,
+        exact_search_max_rows: int = 20_000,
         **kwargs: Any,
     ) -> PostgresEngine:
         """Open ``postgresql://…``; retries a refused connection ``connect_retries`` times.
@@ -204,13 +197,23 @@ class PostgresEngine(Engine):
                 import psycopg2  # noqa: F401
         except ImportError as exc:
             raise MissingDependencyError(
-                "the postgresql engine", "postgres", package="psycopg[binary]" if driver == "psycopg" else driver
+                "the postgresql engine",
+                "postgres",
+                package="psycopg[binary]" if driver == "psycopg" else driver,
             ) from exc
         kwargs.setdefault("pool_pre_ping", True)
         try:
             sa_engine = sa.create_engine(sa_url, **kwargs)
         except ImportError as exc:
-            raise MissingDependencyError("the postgresql engine", "postgres", package="psycopg[binary]") from exc
+            raise MissingDependencyError(
+                "the postgresql engine", "postgres", package="psycopg[binary]"
+            ) from exc
+
+        def _forget_settings(conn: Connection, *args: Any) -> None:
+            conn.info.pop("lookalike_settings", None)  # a rollback undid our SETs
+
+        event.listen(sa_engine, "rollback", _forget_settings)
+        event.listen(sa_engine, "rollback_savepoint", _forget_settings)
         engine = cls(
             sa_engine,
             exact_search_max_rows=exact_search_max_rows,
@@ -242,7 +245,9 @@ class PostgresEngine(Engine):
 
     def _setup(self, conn: Connection) -> None:
         """Enable pgvector (or say how) and read its version."""
-        version = conn.exec_driver_sql("SELECT extversion FROM pg_extension WHERE extname = 'vector'").scalar()
+        version = conn.exec_driver_sql(
+            "SELECT extversion FROM pg_extension WHERE extname = 'vector'"
+        ).scalar()
         if version is None:
             db = conn.exec_driver_sql("SELECT current_database()").scalar()
             try:
@@ -356,7 +361,8 @@ class PostgresEngine(Engine):
         table = spec.sa_table
         pk = spec.primary_key
         present = {k for r in rows for k in r}
-        missing = [i for i, r in enumerate(rows) if r.get(pk) is None]
+        ids: list[Any] = [r.get(pk) for r in rows]
+        missing = [i for i, v in enumerate(ids) if v is None]
         if missing:
             present.add(pk)
         names = [c.name for c in table.columns if c.name in present]
@@ -372,9 +378,8 @@ class PostgresEngine(Engine):
                             {"s": seq, "n": len(missing)},
                         ).scalars()
                     )
-                    rows = [dict(r) for r in rows]
                     for i, new_id in zip(missing, new_ids):
-                        rows[i][pk] = new_id
+                        ids[i] = new_id
                 oids = dict(
                     conn.execute(
                         sa.text(
@@ -384,49 +389,41 @@ class PostgresEngine(Engine):
                         {"t": self.quote(spec.name)},
                     ).all()
                 )
-                jsonb_oid, json_oid, bytea_oid = 3802, 114, 17
                 types: list[int] = []
-                encoders: list[Any] = []
+                columns: list[list[Any]] = []  # column-major: vectors are encoded a whole chunk at once
                 for name in names:
-                    col = table.c[name]
+                    values = ids if name == pk else [r.get(name) for r in rows]
                     oid = int(oids[name])
                     if name in spec.vectors:
-                        # declared bytea: binary COPY carries raw bytes, the server reads them with
+                        # declared bytea: binary COPY carries raw bytes, which the server reads with
                         # the column's own receive function (vector_recv)
-                        types.append(bytea_oid)
-                        encoders.append(lambda v: None if v is None else _binary_vector(v))
+                        types.append(_BYTEA)
+                        columns.append(_binary_vectors(values, spec.vectors[name].dimensions))
                         continue
-                    proc = col.type._cached_bind_processor(conn.dialect)
-                    if oid == jsonb_oid:
-                        types.append(bytea_oid)
-                        encoders.append(_jsonb_encoder(proc))
-                    elif oid == json_oid:
-                        types.append(bytea_oid)
-                        encoders.append(_json_encoder(proc))
+                    proc = table.c[name].type._cached_bind_processor(conn.dialect)
+                    if oid in (_JSONB, _JSON):
+                        types.append(_BYTEA)
+                        prefix = b"\x01" if oid == _JSONB else b""  # jsonb_recv: version 1 + text
+                        columns.append([_json_bytes(proc, v, prefix) for v in values])
                     else:
                         types.append(oid)
-                        encoders.append(proc)
-                columns = ", ".join(self.quote(n) for n in names)
+                        columns.append([proc(v) for v in values] if proc is not None else values)
+                column_sql = ", ".join(self.quote(n) for n in names)
                 raw = conn.connection.dbapi_connection
                 assert raw is not None
                 with raw.cursor() as cur:  # type: ignore[attr-defined]
-                    sql = f"COPY {self.quote(spec.name)} ({columns}) FROM STDIN (FORMAT BINARY)"
+                    sql = f"COPY {self.quote(spec.name)} ({column_sql}) FROM STDIN (FORMAT BINARY)"
                     with cur.copy(sql) as copy:
                         copy.set_types(types)
-                        for row in rows:
-                            copy.write_row(
-                                [
-                                    (enc(row.get(n)) if enc is not None else row.get(n))
-                                    for n, enc in zip(names, encoders)
-                                ]
-                            )
+                        for row in zip(*columns):
+                            copy.write_row(row)
         except sa.exc.SQLAlchemyError:
             return None  # rolled back to the savepoint: INSERT will report the real problem
         except Exception as exc:  # psycopg data/adaptation errors raised outside SQLAlchemy
             if type(exc).__module__.startswith("psycopg") or isinstance(exc, (TypeError, ValueError)):
                 return None
             raise
-        return [r[pk] for r in rows]
+        return ids
 
     # ------------------------------------------------------------------ indexes
     def _forget_indexes(self, table: str) -> None:
@@ -543,8 +540,6 @@ class PostgresEngine(Engine):
     def vector_search(
         self, conn: Connection, spec: TableSpec, request: SearchRequest
     ) -> list[dict[str, Any]]:
-        table = spec.sa_table
-        col = table.c[request.column]
         dims = spec.vectors[request.column].dimensions
         qtext = _vector_text(request.vector)
         query = sa.cast(sa.literal(qtext, sa.Text), PGVector(dims))
@@ -563,33 +558,53 @@ class PostgresEngine(Engine):
             return self._exact(conn, spec, request, query)
         if self._has(0, 8, 0):
             ef = min(MAX_EF_SEARCH, max(DEFAULT_EF_SEARCH, k, want))
+            # strict_order: the scan keeps going until `limit` rows pass the filter, in distance order
             self._set(conn, "hnsw.iterative_scan", "strict_order")
             rows = self._ann(conn, spec, request, query, index, pool=max(k, want), ef=ef, post_filter=False)
-            self._set(conn, "hnsw.iterative_scan", "off")
         else:
-            matches, total = self._count(conn, spec, request)
-            if matches == 0:
-                return []
-            pool = math.ceil(k * total / matches * 3) + 20  # ~3x the expected need
-            pool = max(pool, want)
+            matches, total = self._estimate(conn, spec, request)
+            pool = max(math.ceil(k * total / max(matches, 1.0) * 4) + 20, want)  # ~4x the expected need
             if matches <= self.exact_search_max_rows or pool > MAX_EF_SEARCH:
                 return self._exact(conn, spec, request, query)
-            rows = self._ann(conn, spec, request, query, index, pool=pool, ef=pool, post_filter=True)
+            ef = min(MAX_EF_SEARCH, 2 * pool)  # a wider beam keeps the deep candidates accurate
+            rows = self._ann(conn, spec, request, query, index, pool=pool, ef=ef, post_filter=True)
         if len(rows) >= k:
             return rows[:k]
         # the index path came up short (or fewer rows match at all): the exact answer is complete
         return self._exact(conn, spec, request, query)
 
     def _set(self, conn: Connection, name: str, value: str) -> None:
-        conn.execute(sa.text("SELECT set_config(:n, :v, true)"), {"n": name, "v": value})
+        """A session setting, sent only when it changes (saves a round trip per search).
 
-    def _count(self, conn: Connection, spec: TableSpec, request: SearchRequest) -> tuple[int, int]:
+        Session-level, not LOCAL, so the value cached on the connection stays true across
+        transactions; a rollback undoes a SET, so the cache is cleared on rollback.
+        """
+        cache = conn.info.setdefault("lookalike_settings", {})
+        if cache.get(name) == value:
+            return
+        conn.execute(sa.text("SELECT set_config(:n, :v, false)"), {"n": name, "v": value})
+        cache[name] = value
+
+    def _estimate(self, conn: Connection, spec: TableSpec, request: SearchRequest) -> tuple[float, float]:
+        """The planner's estimate of (rows matching the filter, rows with a vector): no table scan.
+
+        A wrong estimate only costs speed: few matches are searched exactly, and an index search that
+        comes up short is re-run exactly.
+        """
         table = spec.sa_table
         col = table.c[request.column]
-        hit = sa.func.count().filter(request.where) if request.where is not None else sa.func.count()
-        stmt = sa.select(hit, sa.func.count()).select_from(table).where(col.is_not(None))
-        matches, total = conn.execute(stmt).one()
-        return int(matches), int(total)
+        out = []
+        for where in (request.where, None):
+            stmt = sa.select(sa.literal(1)).select_from(table).where(col.is_not(None))
+            if where is not None:
+                stmt = stmt.where(where)
+            compiled = stmt.compile(dialect=conn.dialect)
+            plan = conn.exec_driver_sql(
+                "EXPLAIN (FORMAT JSON) " + compiled.string, compiled.construct_params()
+            ).scalar()
+            plan = json.loads(plan) if isinstance(plan, str) else plan
+            out.append(float(plan[0]["Plan"]["Plan Rows"]))
+        return out[0], max(out[1], 1.0)
 
     def _names(self, spec: TableSpec, request: SearchRequest) -> list[str]:
         return list(request.columns) if request.columns else [c.name for c in spec.sa_table.columns]
@@ -602,7 +617,9 @@ class PostgresEngine(Engine):
             out.append(dist <= request.distance_max)
         return out
 
-    def _exact(self, conn: Connection, spec: TableSpec, request: SearchRequest, query: Any) -> list[dict[str, Any]]:
+    def _exact(
+        self, conn: Connection, spec: TableSpec, request: SearchRequest, query: Any
+    ) -> list[dict[str, Any]]:
         table = spec.sa_table
         col = table.c[request.column]
         pk = table.c[spec.primary_key]
@@ -670,7 +687,9 @@ class PostgresEngine(Engine):
                 .limit(request.limit)
             )
         else:
-            inner = sa.select(*[table.c[n] for n in names], pk.label("_lookalike_pk"), dist.label("_distance"))
+            inner = sa.select(
+                *[table.c[n] for n in names], pk.label("_lookalike_pk"), dist.label("_distance")
+            )
             if request.where is not None:
                 inner = inner.where(request.where)
             if request.distance_min is not None or request.distance_max is not None:
@@ -697,17 +716,39 @@ class PostgresEngine(Engine):
         return sa.cast(column, JSONB).op("@>")(sa.cast(sa.literal(json.dumps([value]), sa.Text), JSONB))
 
 
-def _jsonb_encoder(proc: Any) -> Any:
-    def encode(value: Any) -> Any:
-        text = proc(value) if proc is not None else json.dumps(value)
-        return None if text is None else b"\x01" + text.encode()  # jsonb_recv: version 1 + text
-
-    return encode
+_BYTEA, _JSON, _JSONB = 17, 114, 3802  # PostgreSQL's fixed type oids
 
 
-def _json_encoder(proc: Any) -> Any:
-    def encode(value: Any) -> Any:
-        text = proc(value) if proc is not None else json.dumps(value)
-        return None if text is None else text.encode()
+def _binary_vectors(values: list[Any], dims: int) -> list[bytes | None]:
+    """pgvector's binary input for a chunk of vectors, converted to big-endian in one numpy call."""
+    present = [i for i, v in enumerate(values) if v is not None]
+    out: list[bytes | None] = [None] * len(values)
+    if not present:
+        return out
+    mat = np.stack([_as_f32(values[i]) for i in present]).astype(">f4")
+    if mat.shape[1] != dims:
+        raise ValueError(f"vectors have {mat.shape[1]} dimensions, the column {dims}")
+    head = struct.pack(">hh", dims, 0)
+    buf = mat.tobytes()
+    step = dims * 4
+    for j, i in enumerate(present):
+        out[i] = head + buf[j * step : (j + 1) * step]
+    return out
 
-    return encode
+
+def _as_f32(value: Any) -> np.ndarray:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return np.frombuffer(bytes(value), dtype="<f4")
+    return np.asarray(value, dtype=np.float32)
+
+
+def _json_bytes(proc: Any, value: Any, prefix: bytes) -> bytes | None:
+    """The JSON text SQLAlchemy would send (its processor may wrap it in psycopg's ``Jsonb``)."""
+    out = proc(value) if proc is not None else json.dumps(value)
+    if out is not None and not isinstance(out, str):
+        if hasattr(out, "obj"):
+            dumps = getattr(out, "dumps", None) or json.dumps
+            out = dumps(out.obj)
+        else:
+            out = json.dumps(out)
+    return None if out is None else prefix + out.encode()

@@ -1,0 +1,596 @@
+"""TiDB (self-hosted or TiDB Cloud): ``connect("tidb://user:pass@host:4000/db")``, ``mysql+pymysql://…``
+or pytidb's keywords ``connect(host=..., port=4000, username=..., password=..., database=...)``.
+
+Vectors are ``VECTOR(n)`` columns (≤ 16,383 dimensions), searched with ``VEC_COSINE_DISTANCE``,
+``VEC_L2_DISTANCE``, ``VEC_NEGATIVE_INNER_PRODUCT`` and ``VEC_L1_DISTANCE``, so ``_distance`` means
+the same as on the other engines. HNSW indexes (``CREATE VECTOR INDEX … USING HNSW``, on a TiFlash
+replica) exist for cosine and L2 only; other metrics are searched exactly.
+
+TiDB can't use a vector index when the query has a ``WHERE`` clause, so a filtered search either runs
+exactly over the matching rows (when the filter is selective) or post-filters a candidate pool from the
+index that is sized from the filter's selectivity; when that pool yields fewer than ``limit`` rows the
+search is re-run exactly. No result is lost silently.
+
+TiDB has no ``INSERT … RETURNING``: bulk inserts are multi-row ``INSERT`` statements and the ids of
+rows without one are ``LAST_INSERT_ID() + i × @@auto_increment_increment``. TiDB (like MySQL with
+``innodb_autoinc_lock_mode`` ≤ 1) allocates the ids of one multi-row statement consecutively; a table
+using ``AUTO_RANDOM`` ids is not supported by this path.
+
+Hosts under ``*.tidbcloud.com`` get TLS with certificate and host-name checks against the system's
+CA store; ``enable_ssl=True/False`` overrides. Connections are pinged before use and recycled after
+five minutes (TiDB Cloud closes idle ones).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import ssl
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+from sqlalchemy.types import UserDefinedType
+
+from lookalike.engines.base import Engine, SearchRequest, redact_url
+from lookalike.errors import (
+    ConfigurationError,
+    ConnectionFailedError,
+    EngineError,
+    LookalikeError,
+    MissingDependencyError,
+    SchemaError,
+)
+from lookalike.schema import VECTOR_DIALECT_TYPES, TableSpec
+
+__all__ = ["TiDBConnectArgs", "TiDBEngine", "TiDBVector", "tidb_connect_args"]
+
+DISTANCE_FUNCTIONS = {
+    "cosine": "VEC_COSINE_DISTANCE",
+    "l2": "VEC_L2_DISTANCE",
+    "inner_product": "VEC_NEGATIVE_INNER_PRODUCT",
+    "l1": "VEC_L1_DISTANCE",
+}
+INDEXABLE_METRICS = ("cosine", "l2")
+MAX_POOL = 10_000  # candidate rows taken from the index before filtering; above this, search exactly
+INSERT_BATCH_ROWS = 500
+INSERT_BATCH_BYTES = 4 * 1024 * 1024  # well under TiDB's 6 MiB per-entry limit
+_INDEX_CACHE_TTL_S = 30.0
+_TRANSIENT_CODES = {2002, 2003, 2006, 2013, 1040, 1205}  # can't connect, gone away, too many, lock wait
+_AUTH_CODES = {1045, 1044, 1698}
+
+
+# --------------------------------------------------------------------------- column type
+
+
+def _vector_text(value: Any) -> str:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        value = np.frombuffer(bytes(value), dtype="<f4")
+    return str(np.asarray(value, dtype=np.float32).tolist())
+
+
+def _parse_vector(value: Any) -> Any:
+    if value is None or isinstance(value, np.ndarray):
+        return value
+    if isinstance(value, (bytes, bytearray)):
+        value = value.decode()
+    body = str(value).strip()[1:-1]
+    return np.array(body.split(","), dtype=np.float32) if body else np.empty(0, np.float32)
+
+
+class TiDBVector(UserDefinedType[Any]):
+    """TiDB's ``VECTOR(n)``; values travel as text ``[1.0, 2.0, ...]``."""
+
+    cache_ok = True
+
+    def __init__(self, dimensions: int | None = None) -> None:
+        self.dimensions = dimensions
+
+    def get_col_spec(self, **kw: Any) -> str:
+        return f"VECTOR({self.dimensions})" if self.dimensions else "VECTOR"
+
+    def bind_processor(self, dialect: sa.Dialect) -> Any:
+        def process(value: Any) -> Any:
+            return None if value is None else _vector_text(value)
+
+        return process
+
+    def result_processor(self, dialect: sa.Dialect, coltype: Any) -> Any:
+        return _parse_vector
+
+
+VECTOR_DIALECT_TYPES["mysql"] = TiDBVector
+
+
+# --------------------------------------------------------------------------- connection arguments
+
+
+@dataclass
+class TiDBConnectArgs:
+    """What ``create_engine`` gets: the URL, the driver's arguments, and whether to create the database."""
+
+    url: sa.URL
+    connect_args: dict[str, Any] = field(default_factory=dict)
+    ensure_db: bool = False
+
+    @property
+    def tls(self) -> bool:
+        return bool(self.connect_args.get("ssl_verify_cert"))
+
+
+def _system_ca() -> str | None:
+    paths = ssl.get_default_verify_paths()
+    for candidate in (paths.cafile, paths.openssl_cafile):
+        if candidate:
+            import os
+
+            if os.path.isfile(candidate):
+                return candidate
+    return None  # pymysql then loads the default store itself
+
+
+def tidb_connect_args(
+    url: str | None = None,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    username: str | None = None,
+    password: str | None = None,
+    database: str | None = None,
+    enable_ssl: bool | None = None,
+    ensure_db: bool = False,
+) -> TiDBConnectArgs:
+    """Turn a URL or pytidb's keywords into SQLAlchemy arguments (no connection is made).
+
+    Keywords fill what the URL leaves out (a bare ``tidb://`` takes everything from them); pytidb's
+    defaults apply last: ``localhost:4000``, user ``root``, no password, database ``test``.
+    """
+    text = url or "tidb://"
+    try:
+        parsed = sa.engine.make_url(text if "://" in text else f"tidb://{text}")
+    except sa.exc.ArgumentError as exc:
+        raise ConfigurationError(f"malformed TiDB URL {redact_url(text)!r}: {exc}") from exc
+    backend, _, driver = parsed.drivername.partition("+")
+    if backend not in ("tidb", "mysql"):
+        raise ConfigurationError(f"not a TiDB/MySQL URL: {redact_url(text)!r}")
+    parsed = parsed.set(
+        drivername=f"mysql+{driver or 'pymysql'}",
+        host=parsed.host or host or "localhost",
+        port=parsed.port or port or 4000,
+        username=parsed.username or username or "root",
+        password=parsed.password if parsed.password is not None else (password or None),
+        database=parsed.database or database or "test",
+    )
+    query = dict(parsed.query)
+    query.setdefault("charset", "utf8mb4")
+    parsed = parsed.set(query=query)
+    if enable_ssl is None:
+        enable_ssl = (parsed.host or "").lower().endswith(".tidbcloud.com")
+    connect_args: dict[str, Any] = {}
+    if enable_ssl:
+        connect_args = {"ssl_verify_cert": True, "ssl_verify_identity": True}
+        ca = _system_ca()
+        if ca:
+            connect_args["ssl_ca"] = ca
+    return TiDBConnectArgs(parsed, connect_args, ensure_db)
+
+
+def _code(exc: BaseException) -> int | None:
+    orig = getattr(exc, "orig", None) or exc
+    args = getattr(orig, "args", ())
+    return args[0] if args and isinstance(args[0], int) else None
+
+
+def _message(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    args = getattr(orig, "args", ())
+    if len(args) >= 2 and isinstance(args[1], str):
+        return args[1]
+    return " ".join(str(orig).split())[:500]
+
+
+# --------------------------------------------------------------------------- the engine
+
+
+class TiDBEngine(Engine):
+    """TiDB with vector search (TiDB Cloud, or self-hosted TiDB ≥ 8.4 with TiFlash for indexes)."""
+
+    name = "tidb"
+    max_dimensions = 16_383
+    supports_returning = False
+
+    def __init__(
+        self,
+        sa_engine: sa.Engine,
+        *,
+        exact_search_max_rows: int = 10_000,
+        tiflash_replica: bool | None = None,
+    ) -> None:
+        super().__init__(sa_engine)
+        self.exact_search_max_rows = exact_search_max_rows
+        host = (sa_engine.url.host or "").lower()
+        # TiDB Cloud manages TiFlash replicas itself; self-hosted clusters need one per indexed table
+        self.tiflash_replica = (
+            (not host.endswith(".tidbcloud.com")) if tiflash_replica is None else tiflash_replica
+        )
+        self.safe_url = sa_engine.url.render_as_string(hide_password=True)
+        self._index_cache: dict[str, tuple[float, list[str]]] = {}
+        self._index_lock = threading.Lock()
+        self._increment: int | None = None
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_url(
+        cls,
+        url: str | None,
+        *,
+        host: str | None = None,
+        port: int | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        database: str | None = None,
+        enable_ssl: bool | None = None,
+        ensure_db: bool = False,
+        debug: bool | None = None,
+        connect_retries: int = 3,
+        retry_backoff_s: float = 0.25,
+        exact_search_max_rows: int = 10_000,
+        tiflash_replica: bool | None = None,
+        **kwargs: Any,
+    ) -> TiDBEngine:
+        """Open TiDB; see :func:`tidb_connect_args` for the URL/keyword rules."""
+        args = tidb_connect_args(
+            url,
+            host=host,
+            port=port,
+            username=username,
+            password=password,
+            database=database,
+            enable_ssl=enable_ssl,
+            ensure_db=ensure_db,
+        )
+        try:
+            import pymysql  # noqa: F401
+        except ImportError as exc:
+            raise MissingDependencyError("the tidb engine", "tidb", package="pymysql") from exc
+        kwargs.setdefault("pool_pre_ping", True)
+        kwargs.setdefault("pool_recycle", 300)
+        if debug:
+            kwargs.setdefault("echo", True)
+        connect_args = {**args.connect_args, **kwargs.pop("connect_args", {})}
+        if args.ensure_db:
+            cls._create_database(args, connect_args, connect_retries, retry_backoff_s)
+        sa_engine = sa.create_engine(args.url, connect_args=connect_args, **kwargs)
+        engine = cls(sa_engine, exact_search_max_rows=exact_search_max_rows, tiflash_replica=tiflash_replica)
+        try:
+            engine._connect(max(1, connect_retries), retry_backoff_s)
+        except BaseException:
+            sa_engine.dispose()
+            raise
+        return engine
+
+    @classmethod
+    def _create_database(
+        cls, args: TiDBConnectArgs, connect_args: dict[str, Any], attempts: int, backoff: float
+    ) -> None:
+        name = args.url.database
+        bare = sa.create_engine(args.url.set(database=None), connect_args=connect_args, pool_pre_ping=True)
+        helper = cls(bare)
+        try:
+            quoted = bare.dialect.identifier_preparer.quote(str(name))
+            helper._retrying(
+                lambda conn: conn.exec_driver_sql(f"CREATE DATABASE IF NOT EXISTS {quoted}"),
+                attempts,
+                backoff,
+            )
+        finally:
+            bare.dispose()
+
+    def _retrying(self, work: Any, attempts: int, backoff: float) -> None:
+        for attempt in range(max(1, attempts)):
+            try:
+                with self.sa_engine.connect() as conn, conn.begin():
+                    work(conn)
+                return
+            except sa.exc.OperationalError as exc:
+                transient = _code(exc) in _TRANSIENT_CODES
+                if not transient or attempt == attempts - 1:
+                    err = self.translate_error(exc)
+                    if transient:
+                        err = ConnectionFailedError(f"{err.message} (tried {attempts} times)")
+                    raise err from exc
+                time.sleep(backoff * (2**attempt))
+            except sa.exc.SQLAlchemyError as exc:
+                raise self.translate_error(exc) from exc
+
+    def _connect(self, attempts: int, backoff: float) -> None:
+        self._retrying(self._setup, attempts, backoff)
+
+    def _setup(self, conn: Connection) -> None:
+        try:
+            with conn.begin_nested():
+                conn.exec_driver_sql("SELECT VEC_DIMS(VEC_FROM_TEXT('[1]'))")
+        except sa.exc.DBAPIError as exc:
+            raise EngineError(
+                f"the server at {self.safe_url} has no vector functions ({_message(exc)}): lookalike's "
+                "tidb engine needs TiDB Cloud or TiDB 8.4 or newer (MySQL is not supported)"
+            ) from exc
+        self.ensure_catalog(conn)
+
+    def translate_error(self, exc: BaseException) -> LookalikeError:
+        code = _code(exc)
+        text = _message(exc)
+        where = f"TiDB at {self.safe_url}"
+        if code in _AUTH_CODES:
+            user = self.sa_engine.url.username
+            return ConnectionFailedError(
+                f"{where} refused the credentials of user {user!r}: wrong user name or password ({text})"
+            )
+        if code == 1049:
+            return ConnectionFailedError(f"{where}: {text} (pass ensure_db=True to create it)")
+        if code in _TRANSIENT_CODES and isinstance(exc, sa.exc.OperationalError):
+            return ConnectionFailedError(f"cannot reach {where}: {text}")
+        return EngineError(f"tidb: {text}" + (f" (error {code})" if code else ""))
+
+    # ------------------------------------------------------------------ rows
+    def _auto_increment_step(self, conn: Connection) -> int:
+        if self._increment is None:
+            self._increment = int(conn.exec_driver_sql("SELECT @@auto_increment_increment").scalar() or 1)
+        return self._increment
+
+    def insert_rows(self, conn: Connection, spec: TableSpec, rows: list[dict[str, Any]]) -> list[Any]:
+        """Multi-row INSERTs; generated ids are ``LAST_INSERT_ID() + i × step`` (see module notes)."""
+        if not rows:
+            return []
+        table = spec.sa_table
+        pk = spec.primary_key
+        ids: list[Any] = [None] * len(rows)
+        for keys, members in plan_insert_batches(rows, pk).items():
+            del keys
+            for batch in members:
+                values = [rows[i] for i in batch]
+                result = conn.execute(sa.insert(table).values(values))
+                if pk in values[0] and values[0][pk] is not None:
+                    for i in batch:
+                        ids[i] = rows[i][pk]
+                    continue
+                first = result.lastrowid
+                if not first:
+                    first = conn.exec_driver_sql("SELECT LAST_INSERT_ID()").scalar()
+                step = self._auto_increment_step(conn)
+                for j, i in enumerate(batch):
+                    ids[i] = int(first) + j * step
+        return ids
+
+    # ------------------------------------------------------------------ indexes
+    def _forget_indexes(self, table: str) -> None:
+        with self._index_lock:
+            self._index_cache.pop(table, None)
+
+    def _index_exprs(self, conn: Connection, table: str) -> list[str]:
+        now = time.monotonic()
+        with self._index_lock:
+            hit = self._index_cache.get(table)
+            if hit is not None and now - hit[0] < _INDEX_CACHE_TTL_S:
+                return hit[1]
+        exprs = [
+            str(r[0]).lower()
+            for r in conn.execute(
+                sa.text(
+                    "SELECT EXPRESSION FROM information_schema.statistics "
+                    "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = :t AND EXPRESSION IS NOT NULL"
+                ),
+                {"t": table},
+            )
+        ]
+        with self._index_lock:
+            self._index_cache[table] = (now, exprs)
+        return exprs
+
+    def _has_index(self, conn: Connection, spec: TableSpec, column: str, metric: str | None) -> bool:
+        metrics = [metric] if metric else list(INDEXABLE_METRICS)
+        for expr in self._index_exprs(conn, spec.name):
+            for m in metrics:
+                if m in INDEXABLE_METRICS and re.search(
+                    rf"{DISTANCE_FUNCTIONS[m].lower()}\(`?{re.escape(column.lower())}`?\)", expr
+                ):
+                    return True
+        return False
+
+    def has_vector_index(self, conn: Connection, spec: TableSpec, column: str) -> bool:
+        self._forget_indexes(spec.name)
+        return self._has_index(conn, spec, column, None)
+
+    def index_ddl(self, spec: TableSpec, column: str, metric: str, params: dict[str, Any]) -> list[str]:
+        """The statements that build an HNSW index on ``column`` for ``metric``."""
+        params = dict(params)
+        algorithm = str(params.pop("algorithm", "hnsw")).lower()
+        if algorithm != "hnsw":
+            raise ConfigurationError(f"TiDB builds HNSW vector indexes, not {algorithm!r}")
+        if params:
+            raise ConfigurationError(f"TiDB's vector index takes no parameters, got {sorted(params)}")
+        if metric not in INDEXABLE_METRICS:
+            raise SchemaError(
+                f"TiDB vector indexes support the cosine and l2 metrics only, not {metric!r}; "
+                f"{metric} searches on {column!r} still work, exactly, without an index"
+            )
+        name = self.quote(f"vec_idx_{column}_{metric}"[:64])
+        t = self.quote(spec.name)
+        stmts = []
+        if self.tiflash_replica:
+            stmts.append(f"ALTER TABLE {t} SET TIFLASH REPLICA 1")
+        stmts.append(
+            f"CREATE VECTOR INDEX IF NOT EXISTS {name} ON {t} "
+            f"(({DISTANCE_FUNCTIONS[metric]}({self.quote(column)}))) USING HNSW"
+        )
+        return stmts
+
+    def create_vector_index(
+        self, conn: Connection, spec: TableSpec, column: str, metric: str, params: dict[str, Any]
+    ) -> None:
+        stmts = self.index_ddl(spec, column, metric, params)
+        for sql in stmts:
+            if sql.startswith("ALTER TABLE"):
+                have = conn.execute(
+                    sa.text(
+                        "SELECT REPLICA_COUNT FROM information_schema.tiflash_replica "
+                        "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = :t"
+                    ),
+                    {"t": spec.name},
+                ).scalar()
+                if have:
+                    continue
+                try:
+                    conn.exec_driver_sql(sql)
+                except sa.exc.DBAPIError as exc:
+                    raise EngineError(
+                        f"a TiDB vector index needs a TiFlash replica of {spec.name!r} and setting one "
+                        f"failed ({_message(exc)}): add TiFlash nodes to the cluster, or connect with "
+                        "tiflash_replica=False if replicas are managed for you"
+                    ) from exc
+                continue
+            conn.exec_driver_sql(sql)
+        self._forget_indexes(spec.name)
+
+    # ------------------------------------------------------------------ search
+    def distance_expr(self, col: Any, metric: str, vector: np.ndarray) -> Any:
+        q = sa.func.VEC_FROM_TEXT(sa.literal(_vector_text(vector), sa.Text))
+        return getattr(sa.func, DISTANCE_FUNCTIONS[metric])(col, q, type_=sa.Float)
+
+    def _names(self, spec: TableSpec, request: SearchRequest) -> list[str]:
+        return list(request.columns) if request.columns else [c.name for c in spec.sa_table.columns]
+
+    def _range(self, dist: Any, request: SearchRequest) -> list[Any]:
+        out = []
+        if request.distance_min is not None:
+            out.append(dist >= request.distance_min)
+        if request.distance_max is not None:
+            out.append(dist <= request.distance_max)
+        return out
+
+    def exact_statement(self, spec: TableSpec, request: SearchRequest) -> sa.Select[Any]:
+        """Exact top-k: the WHERE clause (always present) keeps TiDB off the approximate index."""
+        table = spec.sa_table
+        col = table.c[request.column]
+        pk = table.c[spec.primary_key]
+        dist = self.distance_expr(col, request.metric, request.vector)
+        conds = [col.is_not(None), *self._range(dist, request)]
+        if request.where is not None:
+            conds.append(request.where)
+        names = self._names(spec, request)
+        return (
+            sa.select(*[table.c[n] for n in names], pk.label("_lookalike_pk"), dist.label("_distance"))
+            .where(*conds)
+            .order_by(sa.literal_column("_distance"), pk)
+            .limit(request.limit)
+        )
+
+    def ann_statement(self, spec: TableSpec, request: SearchRequest, pool: int) -> sa.Select[Any]:
+        """Top-``pool`` candidates from the index (no WHERE inside), then filtered and ranked."""
+        table = spec.sa_table
+        col = table.c[request.column]
+        pk = table.c[spec.primary_key]
+        dist = self.distance_expr(col, request.metric, request.vector)
+        cand = (
+            sa.select(pk.label("_lookalike_pk"), dist.label("_distance"))
+            .order_by(sa.literal_column("_distance"))
+            .limit(pool)
+            .subquery("cand")
+        )
+        conds = [cand.c._distance.is_not(None), *self._range(cand.c._distance, request)]
+        if request.where is not None:
+            conds.append(request.where)
+        names = self._names(spec, request)
+        return (
+            sa.select(*[table.c[n] for n in names], cand.c._lookalike_pk, cand.c._distance)
+            .select_from(table.join(cand, pk == cand.c._lookalike_pk))
+            .where(*conds)
+            .order_by(cand.c._distance, cand.c._lookalike_pk)
+            .limit(request.limit)
+        )
+
+    def count_statement(self, spec: TableSpec, request: SearchRequest) -> sa.Select[Any]:
+        """(rows matching the filter, rows with a vector) in one scan."""
+        table = spec.sa_table
+        col = table.c[request.column]
+        hit = (
+            sa.func.sum(sa.case((request.where, 1), else_=0))
+            if request.where is not None
+            else sa.func.count()
+        )
+        return sa.select(hit, sa.func.count()).select_from(table).where(col.is_not(None))
+
+    def plan_pool(self, k: int, matches: int, total: int, want: int = 0) -> int | None:
+        """Candidate pool for a post-filtered index search, or None to search exactly."""
+        if matches <= self.exact_search_max_rows:
+            return None
+        pool = max(math.ceil(k * total / max(matches, 1) * 3) + 20, want)
+        return None if pool > MAX_POOL else pool
+
+    def vector_search(
+        self, conn: Connection, spec: TableSpec, request: SearchRequest
+    ) -> list[dict[str, Any]]:
+        k = request.limit
+        want = int(request.extra.get("num_candidate") or 0)
+        filtered = (
+            request.where is not None or request.distance_min is not None or request.distance_max is not None
+        )
+        if not self._has_index(conn, spec, request.column, request.metric):
+            return self._run(conn, self.exact_statement(spec, request), spec, request)
+        if not filtered:
+            rows = self._run(conn, self.ann_statement(spec, request, max(k, want)), spec, request)
+        else:
+            matches, total = (int(v or 0) for v in conn.execute(self.count_statement(spec, request)).one())
+            if matches == 0:
+                return []
+            pool = self.plan_pool(k, matches, total, want)
+            if pool is None:
+                return self._run(conn, self.exact_statement(spec, request), spec, request)
+            rows = self._run(conn, self.ann_statement(spec, request, pool), spec, request)
+        if len(rows) >= k:
+            return rows
+        return self._run(conn, self.exact_statement(spec, request), spec, request)
+
+    def _run(
+        self, conn: Connection, stmt: Any, spec: TableSpec, request: SearchRequest
+    ) -> list[dict[str, Any]]:
+        names = self._names(spec, request)
+        out = []
+        for r in conn.execute(stmt):
+            m = r._mapping
+            item = {n: m[n] for n in names}
+            item["_distance"] = float(m["_distance"])
+            out.append(item)
+        return out
+
+    def json_contains(self, column: Any, value: Any) -> Any:
+        return sa.func.JSON_CONTAINS(column, sa.func.JSON_ARRAY(value)) == 1
+
+
+def plan_insert_batches(rows: list[dict[str, Any]], pk: str) -> dict[tuple[Any, ...], list[list[int]]]:
+    """Row positions grouped by (key set, has an id), cut into statements of bounded size.
+
+    One multi-row INSERT needs the same columns in every row; rows with and without ids go in separate
+    statements so ``LAST_INSERT_ID()`` maps to the rows that got generated ids.
+    """
+    groups: dict[tuple[Any, ...], list[list[int]]] = {}
+    sizes: dict[tuple[Any, ...], int] = {}
+    for i, row in enumerate(rows):
+        key = (frozenset(row), row.get(pk) is not None)
+        batches = groups.setdefault(key, [[]])
+        size = sum(
+            len(v) * 12 if hasattr(v, "__len__") and not isinstance(v, str) else len(str(v))
+            for v in row.values()
+        )
+        if batches[-1] and (
+            len(batches[-1]) >= INSERT_BATCH_ROWS or sizes.get(key, 0) + size > INSERT_BATCH_BYTES
+        ):
+            batches.append([])
+            sizes[key] = 0
+        batches[-1].append(i)
+        sizes[key] = sizes.get(key, 0) + size
+    return groups
