@@ -453,7 +453,7 @@ def test_bad_filters(sqlite_client: lookalike.Client, bad: dict, match: str) -> 
 
 @pytest.mark.parametrize(
     ("vec", "match"),
-    [([1.0, 2.0], "has 2 dimensions, expected 8"), ([float("nan")] * 8, "NaN or Inf"), ([float("inf")] * 8, "NaN or Inf"), ("abc", "")],
+    [([1.0, 2.0], "has 2 dimensions, expected 8"), ([float("nan")] * 8, "NaN or Inf"), ([float("inf")] * 8, "NaN or Inf"), ("abc", "not a list of numbers")],
 )
 def test_bad_vectors_are_refused_and_nothing_written(sqlite_client: lookalike.Client, vec: object, match: str) -> None:
     t = vector_table(sqlite_client)

@@ -1,0 +1,430 @@
+// lookalike's search page: plain JS over the REST API (see /docs). No build step, no dependencies.
+
+const PAGE = 48;
+const $ = (id) => document.getElementById(id);
+
+const state = {
+  token: null,          // kept in memory only
+  query: null,          // {kind: "browse"|"text"|"url"|"image"|"item", ...}
+  offset: 0,
+  hasMore: false,
+  loading: false,
+  seq: 0,               // drops answers of searches that were replaced meanwhile
+  previewUrl: null,
+  dupes: { offset: 0, hasMore: false, loaded: false, seq: 0 },
+  stats: null,
+};
+
+// ------------------------------------------------------------------ the API
+
+class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+let tokenWaiters = null;
+
+function askToken(wrong) {
+  if (!tokenWaiters) {
+    tokenWaiters = [];
+    $("token-hint").textContent = wrong
+      ? "That token was not accepted. Try again."
+      : "Enter the token given to lookalike serve --token. It is kept in this tab only.";
+    $("token-input").value = "";
+    $("token-dialog").showModal();
+  }
+  return new Promise((resolve) => tokenWaiters.push(resolve));
+}
+
+$("token-form").addEventListener("submit", () => {
+  state.token = $("token-input").value.trim() || null;
+  const waiters = tokenWaiters || [];
+  tokenWaiters = null;
+  waiters.forEach((resolve) => resolve());
+  // thumbnails already on the page failed without the token: reload them
+  document.querySelectorAll("img[data-src]").forEach((img) => { img.src = withToken(img.dataset.src); });
+});
+
+function withToken(path) {
+  if (!state.token) return path;
+  return path + (path.includes("?") ? "&" : "?") + "token=" + encodeURIComponent(state.token);
+}
+
+async function api(path, options = {}) {
+  for (let attempt = 0; attempt < 4; attempt++) {
+    const headers = new Headers(options.headers || {});
+    if (state.token) headers.set("Authorization", "Bearer " + state.token);
+    let response;
+    try {
+      response = await fetch(path, { ...options, headers });
+    } catch (err) {
+      throw new ApiError(0, "network", "The server could not be reached. Is lookalike serve still running?");
+    }
+    if (response.status === 401) {
+      await askToken(Boolean(state.token));
+      continue;
+    }
+    let body = null;
+    try { body = await response.json(); } catch (err) { body = null; }
+    if (!response.ok) {
+      const e = (body && body.error) || {};
+      throw new ApiError(response.status, e.code || "error", e.message || `The server answered ${response.status}.`);
+    }
+    return body;
+  }
+  throw new ApiError(401, "unauthorized", "No valid token was given.");
+}
+
+// ------------------------------------------------------------------ rendering
+
+function fmtScore(hit) {
+  return typeof hit.score === "number" ? hit.score.toFixed(3) : "";
+}
+
+function card(hit, { onClick, badge, extra } = {}) {
+  const node = $("card-template").content.firstElementChild.cloneNode(true);
+  const img = node.querySelector("img");
+  img.dataset.src = hit.thumbnail_url;
+  img.src = withToken(hit.thumbnail_url);
+  img.alt = hit.name;
+  node.querySelector(".name").textContent = hit.name;
+  node.querySelector(".name").title = hit.name;
+  node.querySelector(".score").textContent = extra !== undefined ? extra : fmtScore(hit);
+  const open = node.querySelector(".open");
+  open.href = withToken(hit.image_url);
+  open.addEventListener("click", (ev) => ev.stopPropagation());
+  node.dataset.id = String(hit.id);
+  node.title = `${hit.name}: click for more like this`;
+  if (badge) {
+    const b = document.createElement("span");
+    b.className = "badge";
+    b.textContent = badge;
+    node.appendChild(b);
+  }
+  const go = () => (onClick || moreLikeThis)(hit);
+  node.addEventListener("click", go);
+  node.addEventListener("keydown", (ev) => { if (ev.key === "Enter") go(); });
+  return node;
+}
+
+function showMessage(el, kind, title, text) {
+  el.replaceChildren();
+  el.className = "message" + (kind === "error" ? " error" : "");
+  const h = document.createElement("h3");
+  h.textContent = title;
+  const p = document.createElement("p");
+  p.textContent = text;
+  el.append(h, p);
+  el.hidden = false;
+}
+
+function errorText(err) {
+  if (err.code === "not_an_image") return ["That file is not an image", err.message];
+  if (err.code === "too_large") return ["That image is too large", err.message];
+  if (err.code === "url_refused") return ["That URL is not allowed", err.message];
+  if (err.code === "fetch_failed") return ["The image could not be downloaded", err.message];
+  if (err.code === "not_found") return ["Not found", err.message];
+  if (err.code === "network") return ["Connection lost", err.message];
+  return ["Something went wrong", err.message];
+}
+
+function setQueryBar(label, thumb) {
+  $("query-bar").hidden = !label;
+  $("query-label").textContent = label || "";
+  const img = $("query-thumb");
+  img.hidden = !thumb;
+  if (thumb) img.src = thumb;
+}
+
+// ------------------------------------------------------------------ searching
+
+function requestFor(query, offset) {
+  const page = `offset=${offset}&limit=${PAGE}`;
+  switch (query.kind) {
+    case "text": return [`/api/search?q=${encodeURIComponent(query.q)}&${page}`];
+    case "url": return [`/api/search/url?url=${encodeURIComponent(query.url)}&${page}`];
+    case "item": return [`/api/items/${encodeURIComponent(query.id)}/similar?${page}`];
+    case "image": {
+      const form = new FormData();
+      form.append("file", query.file, query.file.name || "image");
+      return [`/api/search/image?${page}`, { method: "POST", body: form }];
+    }
+    default: return [`/api/items?${page}`];
+  }
+}
+
+async function runSearch(query) {
+  showView("search");
+  state.query = query;
+  state.offset = 0;
+  state.hasMore = false;
+  const seq = ++state.seq;
+  $("grid").replaceChildren();
+  $("search-message").hidden = true;
+  $("more").hidden = true;
+  if (state.previewUrl && query.kind !== "image") {
+    URL.revokeObjectURL(state.previewUrl);
+    state.previewUrl = null;
+  }
+  if (query.kind === "text") setQueryBar(`“${query.q}”`);
+  else if (query.kind === "url") setQueryBar(`Image at ${query.url}`, null);
+  else if (query.kind === "image") setQueryBar(`Looks like ${query.file.name || "your image"}`, state.previewUrl);
+  else if (query.kind === "item") setQueryBar(`More like ${query.name}`, withToken(query.thumbnail_url));
+  else setQueryBar(null);
+  document.body.dataset.state = "loading";
+  await loadPage(seq);
+}
+
+async function loadPage(seq) {
+  if (state.loading && seq === state.seq && state.offset > 0) return;
+  state.loading = true;
+  $("grid").classList.add("loading");
+  try {
+    const [path, options] = requestFor(state.query, state.offset);
+    const body = await api(path, options);
+    if (seq !== state.seq) return;
+    const frag = document.createDocumentFragment();
+    body.results.forEach((hit, i) => {
+      const node = card(hit);
+      if (state.offset === 0 && i === 0 && state.query.kind !== "browse") node.classList.add("first");
+      frag.appendChild(node);
+    });
+    $("grid").appendChild(frag);
+    state.offset += body.results.length;
+    state.hasMore = body.has_more;
+    $("more").hidden = !state.hasMore;
+    if (state.offset === 0) emptyState();
+    document.body.dataset.state = state.offset ? "results" : "empty";
+  } catch (err) {
+    if (seq !== state.seq) return;
+    const [title, text] = errorText(err);
+    showMessage($("search-message"), "error", title, text);
+    document.body.dataset.state = "error";
+  } finally {
+    if (seq === state.seq) {
+      state.loading = false;
+      $("grid").classList.remove("loading");
+    }
+  }
+}
+
+function emptyState() {
+  const q = state.query;
+  if (q.kind === "browse") {
+    showMessage($("search-message"), "empty", "No images indexed yet",
+      "Index a folder of pictures with the lookalike command, then reload this page.");
+  } else if (q.kind === "text") {
+    showMessage($("search-message"), "empty", "No matches", `Nothing in the index matched “${q.q}”.`);
+  } else {
+    showMessage($("search-message"), "empty", "No matches", "Nothing in the index looks like this image.");
+  }
+}
+
+function moreLikeThis(hit) {
+  runSearch({ kind: "item", id: hit.id, name: hit.name, thumbnail_url: hit.thumbnail_url });
+  window.scrollTo({ top: 0, behavior: "smooth" });
+}
+
+function searchFile(file) {
+  if (!file) return;
+  if (file.type && !file.type.startsWith("image/")) {
+    showView("search");
+    showMessage($("search-message"), "error", "That file is not an image",
+      `${file.name || "The file"} is ${file.type}; drop or pick a picture (JPEG, PNG, WebP, …).`);
+    return;
+  }
+  if (state.previewUrl) URL.revokeObjectURL(state.previewUrl);
+  state.previewUrl = URL.createObjectURL(file);
+  runSearch({ kind: "image", file });
+}
+
+const isUrl = (text) => /^https?:\/\/\S+$/i.test(text.trim());
+
+function searchInput(text) {
+  text = text.trim();
+  if (!text) return runSearch({ kind: "browse" });
+  if (isUrl(text)) return runSearch({ kind: "url", url: text });
+  return runSearch({ kind: "text", q: text });
+}
+
+// ------------------------------------------------------------------ duplicates
+
+async function loadDupes(reset) {
+  const list = $("dupes-list");
+  const msg = $("dupes-message");
+  if (reset) {
+    state.dupes.offset = 0;
+    list.replaceChildren();
+  }
+  const seq = ++state.dupes.seq;
+  msg.hidden = true;
+  $("dupes-more").hidden = true;
+  const params = new URLSearchParams({ offset: state.dupes.offset, limit: 20, exact: $("exact").checked });
+  const threshold = $("threshold").value.trim();
+  if (threshold) params.set("threshold", threshold);
+  list.classList.add("loading");
+  document.body.dataset.state = "loading";
+  try {
+    const body = await api(`/api/duplicates?${params}`);
+    if (seq !== state.dupes.seq) return;
+    body.groups.forEach((group, i) => list.appendChild(groupNode(group, state.dupes.offset + i + 1)));
+    state.dupes.offset += body.groups.length;
+    state.dupes.hasMore = body.has_more;
+    state.dupes.loaded = true;
+    $("dupes-more").hidden = !body.has_more;
+    if (!state.dupes.offset) {
+      showMessage(msg, "empty", "No duplicates found",
+        "No two images are close enough to count as duplicates. Raise the distance to find near-duplicates.");
+    }
+    document.body.dataset.state = state.dupes.offset ? "dupes" : "empty";
+  } catch (err) {
+    if (seq !== state.dupes.seq) return;
+    const [title, text] = err.status === 501 ? ["Duplicates are not available", err.message] : errorText(err);
+    showMessage(msg, "error", title, text);
+    document.body.dataset.state = "error";
+  } finally {
+    if (seq === state.dupes.seq) list.classList.remove("loading");
+  }
+}
+
+function groupNode(group, n) {
+  const section = document.createElement("section");
+  section.className = "group";
+  const header = document.createElement("header");
+  header.textContent = `Group ${n}`;
+  const small = document.createElement("small");
+  small.textContent = `${group.size} images · keep 1, ${group.size - 1} can go`;
+  header.appendChild(small);
+  const members = document.createElement("div");
+  members.className = "members";
+  for (const m of group.members) {
+    const extra = m.keeper ? "" : (typeof m.distance === "number" ? `d ${m.distance.toFixed(3)}` : "");
+    const node = card(m, { badge: m.keeper ? "Keep" : null, extra });
+    if (m.keeper) node.classList.add("keeper");
+    members.appendChild(node);
+  }
+  section.append(header, members);
+  return section;
+}
+
+// ------------------------------------------------------------------ views and input
+
+function showView(view) {
+  $("view-search").hidden = view !== "search";
+  $("view-dupes").hidden = view !== "dupes";
+  document.querySelectorAll(".tab").forEach((tab) => {
+    const on = tab.dataset.view === view;
+    tab.classList.toggle("active", on);
+    tab.setAttribute("aria-pressed", String(on));
+  });
+  const hash = view === "dupes" ? "#duplicates" : "";
+  if (location.hash !== hash) history.replaceState(null, "", location.pathname + location.search + hash);
+  if (view === "dupes" && !state.dupes.loaded) loadDupes(true);
+}
+
+document.querySelectorAll(".tab").forEach((tab) => tab.addEventListener("click", () => showView(tab.dataset.view)));
+
+$("search-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  searchInput($("q").value);
+});
+$("pick").addEventListener("click", () => $("file").click());
+$("file").addEventListener("change", () => {
+  searchFile($("file").files[0]);
+  $("file").value = "";
+});
+$("clear-query").addEventListener("click", () => {
+  $("q").value = "";
+  runSearch({ kind: "browse" });
+});
+$("more").addEventListener("click", () => loadPage(state.seq));
+$("dupes-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  loadDupes(true);
+});
+$("dupes-more").addEventListener("click", () => loadDupes(false));
+
+// Paste an image (or an image URL outside the search box) anywhere on the page.
+document.addEventListener("paste", (ev) => {
+  const items = Array.from(ev.clipboardData ? ev.clipboardData.items : []);
+  const file = items.find((it) => it.kind === "file" && it.type.startsWith("image/"));
+  if (file) {
+    ev.preventDefault();
+    searchFile(file.getAsFile());
+    return;
+  }
+  const text = ev.clipboardData ? ev.clipboardData.getData("text/plain") : "";
+  if (isUrl(text) && document.activeElement !== $("q")) {
+    ev.preventDefault();
+    $("q").value = text.trim();
+    searchInput(text);
+  }
+});
+
+// Drag and drop: a file, or an image dragged from another page (its URL).
+let dragDepth = 0;
+const hasPayload = (ev) => Array.from(ev.dataTransfer ? ev.dataTransfer.types : []).some((t) => t === "Files" || t === "text/uri-list");
+document.addEventListener("dragenter", (ev) => {
+  if (!hasPayload(ev)) return;
+  ev.preventDefault();
+  dragDepth++;
+  $("drop-overlay").hidden = false;
+});
+document.addEventListener("dragover", (ev) => { if (hasPayload(ev)) ev.preventDefault(); });
+document.addEventListener("dragleave", () => {
+  dragDepth = Math.max(0, dragDepth - 1);
+  if (!dragDepth) $("drop-overlay").hidden = true;
+});
+document.addEventListener("drop", (ev) => {
+  ev.preventDefault();
+  dragDepth = 0;
+  $("drop-overlay").hidden = true;
+  const file = ev.dataTransfer.files && ev.dataTransfer.files[0];
+  if (file) return searchFile(file);
+  const url = (ev.dataTransfer.getData("text/uri-list") || ev.dataTransfer.getData("text/plain") || "").split("\n")[0];
+  if (isUrl(url)) {
+    $("q").value = url.trim();
+    searchInput(url);
+  }
+});
+
+// Load the next page when the bottom comes into view.
+new IntersectionObserver((entries) => {
+  if (entries.some((e) => e.isIntersecting) && state.hasMore && !state.loading && !$("view-search").hidden) {
+    loadPage(state.seq);
+  }
+}, { rootMargin: "600px" }).observe($("more"));
+
+// ------------------------------------------------------------------ start
+
+async function start() {
+  const params = new URLSearchParams(location.search);
+  if (params.has("token")) {
+    state.token = params.get("token");
+    params.delete("token");
+    const rest = params.toString();
+    history.replaceState(null, "", location.pathname + (rest ? "?" + rest : "") + location.hash);
+  }
+  try {
+    state.stats = await api("/api/stats");
+    const s = state.stats;
+    $("stats").textContent = `${s.rows.toLocaleString()} images · ${s.model || "no model"}`;
+    if (!s.duplicates_available) document.querySelector('[data-view="dupes"]').title = "Not available on this server";
+  } catch (err) {
+    const [title, text] = errorText(err);
+    showMessage($("search-message"), "error", title, text);
+    document.body.dataset.state = "error";
+    return;
+  }
+  const q = params.get("q");
+  if (location.hash === "#duplicates") showView("dupes");
+  else if (q) {
+    $("q").value = q;
+    searchInput(q);
+  } else runSearch({ kind: "browse" });
+}
+
+start();
