@@ -11,7 +11,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_quickstart_example_runs(tmp_path: Path) -> None:
     out = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "quickstart.py"), "--db", str(tmp_path / "q.db"), "--folder", str(tmp_path / "pics")],
+        [
+            sys.executable,
+            str(ROOT / "examples" / "quickstart.py"),
+            "--db",
+            str(tmp_path / "q.db"),
+            "--folder",
+            str(tmp_path / "pics"),
+        ],
         capture_output=True,
         text=True,
         timeout=300,

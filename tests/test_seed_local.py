@@ -55,4 +55,6 @@ def test_seed_snippet_with_local_model(tmp_path: Path) -> None:
         assert by_text[0]["id"] == rows[int(np.argmax(sims))]["id"]
         # a new process-like reopen rebuilds the local embedder from the stored configuration
         again = lookalike.connect(tmp_path / "seed.db").open_table("image_items")
-        assert again.search(server.url("/image2.png")).limit(1).to_list()[0]["image_uri"] == server.url("/image2.png")
+        assert again.search(server.url("/image2.png")).limit(1).to_list()[0]["image_uri"] == server.url(
+            "/image2.png"
+        )
