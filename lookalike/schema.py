@@ -285,16 +285,11 @@ class TableSpec:
     model: type[SQLModel] | None
     vectors: dict[str, VectorSpec]
 
-    @property
-    def primary_key(self) -> str:
-        cached = self.__dict__.get("_pk")
-        if cached is not None:
-            return cached
+    def __post_init__(self) -> None:
         pks = [c.name for c in self.sa_table.primary_key.columns]
         if len(pks) != 1:
             raise SchemaError(f"table {self.name!r} must have exactly one primary key column, has {pks}")
-        self.__dict__["_pk"] = pks[0]
-        return pks[0]
+        self.primary_key: str = pks[0]
 
     @classmethod
     def from_model(cls, model: type[SQLModel]) -> TableSpec:
@@ -319,9 +314,7 @@ class TableSpec:
             if spec.source_field is not None and spec.embed_fn is None:
                 raise SchemaError(f"vector field {col.name!r} has a source_field but no embedding function")
             vectors[col.name] = spec
-        result = cls(name=table.name, sa_table=table, model=model, vectors=vectors)
-        _ = result.primary_key
-        return result
+        return cls(name=table.name, sa_table=table, model=model, vectors=vectors)
 
     def _model_default(self, name: str) -> Any:
         info = getattr(self.model, "model_fields", {}).get(name)

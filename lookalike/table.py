@@ -75,6 +75,7 @@ class Table:
     def __init__(self, client: Client, spec: TableSpec) -> None:
         self._client = client
         self._spec = spec
+        self._column_names = frozenset(spec.sa_table.columns.keys())
 
     # ------------------------------------------------------------------ description
     @property
@@ -150,10 +151,10 @@ class Table:
             raise SchemaError(
                 f"item {describe_item(obj)} is neither a dict nor a model instance", item=obj, index=index
             )
-        unknown = [k for k in row if k not in self._spec.sa_table.c]
+        unknown = row.keys() - self._column_names
         if unknown:
             raise SchemaError(
-                f"unknown column {unknown[0]!r} for table {self.name!r}"
+                f"unknown column {sorted(unknown)[0]!r} for table {self.name!r}"
                 + (f" (item {index})" if index is not None else ""),
                 item=obj,
                 index=index,
@@ -195,6 +196,25 @@ class Table:
             except LookalikeError as exc:
                 exc.index = index
                 raise
+
+    def _check_vectors_bulk(self, rows: list[dict[str, Any] | None]) -> bool:
+        """Check the given vectors of many rows at once (one array op per column).
+
+        Returns False when any vector is malformed; the caller then checks row by row to name it.
+        """
+        for name, vec in self._spec.vectors.items():
+            idx = [i for i, r in enumerate(rows) if r is not None and r.get(name) is not None]
+            if not idx:
+                continue
+            try:
+                matrix = np.asarray([rows[i][name] for i in idx], dtype=np.float32)  # type: ignore[index]
+            except (TypeError, ValueError):
+                return False
+            if matrix.shape != (len(idx), vec.dimensions) or not np.isfinite(matrix).all():
+                return False
+            for k, i in enumerate(idx):
+                rows[i][name] = matrix[k]  # type: ignore[index]
+        return True
 
     def _fill_vectors(
         self,
@@ -291,15 +311,16 @@ class Table:
             return read_sources(conn, self.name, name)
 
     def _result_row(self, original: Any, row: dict[str, Any], pk_value: Any) -> Any:
-        """The inserted item with its id and computed vectors (given vectors are returned as given)."""
+        """The inserted item with its id and vectors.
+
+        A model instance gets its id and computed vectors (as lists) set on it; a dict comes back as a
+        new dict with the id, the column defaults, and vectors as float32 arrays.
+        """
         pk = self.primary_key
         if isinstance(original, Mapping) or not hasattr(original, "model_dump"):
-            out = dict(original) if isinstance(original, Mapping) else {}
-            for k, v in row.items():
-                if k not in out or out[k] is None:
-                    out[k] = _plain(v)
-            out[pk] = pk_value
-            return out
+            # the row is already our own copy of the item, with defaults and float32 vectors
+            row[pk] = pk_value
+            return row
         for name in self._spec.vectors:
             if getattr(original, name, None) is None and row.get(name) is not None:
                 setattr(original, name, _plain(row[name]))
@@ -353,14 +374,24 @@ class Table:
         failed: list[FailedItem] = []
         for j, obj in enumerate(items):
             try:
-                row = self._as_dict(obj, base_index + j)
-                self._check_vectors(row, base_index + j)
-                rows.append(row)
+                rows.append(self._as_dict(obj, base_index + j))
             except LookalikeError as exc:
                 if on_error == "raise":
                     raise _bulk_error(exc, base_index + j, obj) from exc
                 failed.append(FailedItem(base_index + j, describe_item(obj), exc))
                 rows.append(None)
+        if not self._check_vectors_bulk(rows):
+            # something is off: check row by row to name the item
+            for j, row in enumerate(rows):
+                if row is None:
+                    continue
+                try:
+                    self._check_vectors(row, base_index + j)
+                except LookalikeError as exc:
+                    if on_error == "raise":
+                        raise _bulk_error(exc, base_index + j, items[j]) from exc
+                    failed.append(FailedItem(base_index + j, describe_item(items[j]), exc))
+                    rows[j] = None
         live = [i for i, r in enumerate(rows) if r is not None]
         live_rows = [rows[i] for i in live]
         try:
