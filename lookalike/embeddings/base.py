@@ -60,6 +60,30 @@ class EmbedInput:
     value: Any
 
 
+@dataclass
+class BulkJob:
+    """One :meth:`~BaseEmbeddingFunction.embed_sources` call as a provider's bulk path sees it.
+
+    ``results`` gets one entry per source; ``total`` counts the sources to embed (not the empty ones).
+    """
+
+    sources: Sequence[Any]
+    results: list[Any]
+    purpose: Purpose
+    on_error: OnError
+    total: int
+    progress: ProgressHook | None = None
+    cache: EmbeddingCache | None = None
+    infos: dict[int, SourceInfo] | None = None
+    done: int = 0
+
+    def advance(self, n: int) -> None:
+        """``n`` more sources are done (calls ``progress(done, total)``)."""
+        self.done += n
+        if self.progress is not None:
+            self.progress(self.done, self.total)
+
+
 def check_source_type(source_type: str) -> SourceType:
     """Validate a ``source_type`` argument."""
     if source_type not in _SOURCE_TYPES:
@@ -311,23 +335,35 @@ class BaseEmbeddingFunction:
                 self._fail(results, i, src, exc, on_error)
                 continue
             (texts if inp.kind == "text" else images).append(i)
-        total = len(texts) + len(images)
-        done = 0
+        if texts or images:
+            job = BulkJob(
+                sources, results, purpose, on_error, len(texts) + len(images), progress, cache, infos
+            )
+            self._embed_sorted(job, texts, images)
+        return results
 
-        def advance(n: int) -> None:
-            nonlocal done
-            done += n
-            if progress is not None:
-                progress(done, total)
+    def _embed_sorted(self, job: BulkJob, texts: list[int], images: list[int]) -> None:
+        """Fill ``job.results`` at the positions ``texts`` and ``images`` (classified, not empty).
 
+        The bulk strategy behind :meth:`embed_sources`: here batches of ``batch_size`` in this thread,
+        with images decoded one window ahead; remote providers send packed requests concurrently.
+        """
+        sources, results = job.sources, job.results
         for batch in _chunks(texts, self.batch_size):
             self._embed_isolated(
-                self.embed_texts, [sources[i] for i in batch], batch, sources, results, purpose, on_error
+                self.embed_texts,
+                [sources[i] for i in batch],
+                batch,
+                sources,
+                results,
+                job.purpose,
+                job.on_error,
             )
-            advance(len(batch))
+            job.advance(len(batch))
         if images:
-            self._embed_images_pipelined(images, sources, results, purpose, on_error, advance, cache, infos)
-        return results
+            self._embed_images_pipelined(
+                images, sources, results, job.purpose, job.on_error, job.advance, job.cache, job.infos
+            )
 
     # pytidb's names
     def get_query_embedding(self, query: Any, source_type: SourceType = "auto", **_: Any) -> list[float]:

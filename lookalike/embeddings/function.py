@@ -9,8 +9,6 @@ import numpy as np
 
 from lookalike.embeddings.base import (
     BaseEmbeddingFunction,
-    OnError,
-    ProgressHook,
     Purpose,
     SourceType,
 )
@@ -102,18 +100,10 @@ class EmbeddingFunction(BaseEmbeddingFunction):
         return self._impl.embed_query(query, source_type=source_type)
 
     def embed_sources(
-        self,
-        sources: Sequence[Any],
-        *,
-        source_type: SourceType = "auto",
-        on_error: OnError = "raise",
-        purpose: Purpose = "document",
-        progress: ProgressHook | None = None,
-        **kwargs: Any,
+        self, sources: Sequence[Any], **options: Any
     ) -> list[np.ndarray | LookalikeError | None]:
-        return self._impl.embed_sources(
-            sources, source_type=source_type, on_error=on_error, purpose=purpose, progress=progress, **kwargs
-        )
+        # the provider applies the defaults and checks the options: see BaseEmbeddingFunction.embed_sources
+        return self._impl.embed_sources(sources, **options)
 
     def config(self) -> dict[str, Any]:
         return self._impl.config()

@@ -1,11 +1,11 @@
 """The shared base of HTTP embedding providers (Jina AI, OpenAI-compatible, Voyage, Cohere).
 
-:class:`RemoteEmbeddingFunction` holds what every hosted API needs: the API key (read from the
-provider's environment variable at request time, never stored or printed), one pooled ``httpx``
-client, retries with exponential backoff and jitter (honouring ``Retry-After``), and a bulk path that
-packs items into requests bounded by item count *and* bytes, sends them concurrently and isolates an
-item the provider rejects by splitting its request. Images are sent as URLs when the provider fetches
-them itself; anything else is decoded, downscaled to the largest size the model uses and re-encoded.
+:class:`RemoteEmbeddingFunction` holds what every hosted API needs on top of the HTTP side (the API key,
+one pooled ``httpx`` client and retries, in :mod:`lookalike.embeddings.http_api`): a table of known
+models so construction needs no network call, and a bulk path that packs items into requests bounded
+by item count *and* bytes, sends them concurrently and isolates an item the provider rejects by
+splitting its request. Images are sent as URLs when the provider fetches them itself; anything else
+is decoded, downscaled to the largest size the model uses and re-encoded.
 
 A provider module subclasses it with a table of known models (:class:`ModelSpec`) and three methods:
 ``endpoint(kind)``, ``build_payload(kind, items, purpose)`` and ``parse_embeddings(body, n)``.
@@ -15,14 +15,9 @@ from __future__ import annotations
 
 import base64
 import copy
-import email.utils
 import io
-import json
 import math
-import os
-import random
 import threading
-import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -32,16 +27,14 @@ from typing import Any, ClassVar, Literal
 import httpx
 import numpy as np
 
-from lookalike.embeddings.base import (
-    BaseEmbeddingFunction,
-    OnError,
-    ProgressHook,
-    Purpose,
-    SourceType,
-    check_source_type,
-    check_vector,
-    classify,
+from lookalike.embeddings.base import BulkJob, OnError, Purpose, check_vector
+from lookalike.embeddings.http_api import (
+    _ITEM_STATUS,
+    HTTPEmbeddingFunction,
+    _positive,
+    _snippet,
 )
+from lookalike.embeddings.http_api import _retry_after as _retry_after  # re-exported
 from lookalike.errors import (
     AuthenticationError,
     ConfigurationError,
@@ -53,12 +46,9 @@ from lookalike.errors import (
 )
 from lookalike.images.refs import is_url
 
-__all__ = ["ModelSpec", "PreparedImage", "RemoteEmbeddingFunction", "fit_image"]
+__all__ = ["HTTPEmbeddingFunction", "ModelSpec", "PreparedImage", "RemoteEmbeddingFunction", "fit_image"]
 
 Kind = Literal["text", "image"]
-_RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
-# A single bad input can cause these; the bulk path splits the request to find it.
-_ITEM_STATUS = frozenset({400, 413, 422})
 # These hit every request alike, so even on_error="skip" stops at the first one.
 _FATAL_STATUS = frozenset({401, 402, 403, 404, 405})
 
@@ -146,25 +136,7 @@ def fit_image(img: Any, *, max_pixels: int | None = None, max_side: int | None =
     return img.resize(size, Image.Resampling.BICUBIC, reducing_gap=2.0)
 
 
-class _Secret:
-    """Holds an API key so that no repr, log line or pickle of a provider shows it."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def get(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "'***'"
-
-    def __reduce__(self) -> Any:
-        raise TypeError("an API key is not picklable; pass it again or use the environment variable")
-
-
-class RemoteEmbeddingFunction(BaseEmbeddingFunction):
+class RemoteEmbeddingFunction(HTTPEmbeddingFunction):
     """Base class of embedding models served over HTTP.
 
     Options every provider takes (keyword-only):
@@ -183,17 +155,11 @@ class RemoteEmbeddingFunction(BaseEmbeddingFunction):
     """
 
     provider: ClassVar[str] = "remote"
-    remote: ClassVar[bool] = True
-    display_name: ClassVar[str] = "remote provider"
-    api_key_envs: ClassVar[tuple[str, ...]] = ()
-    api_base_envs: ClassVar[tuple[str, ...]] = ()
-    default_api_base: ClassVar[str] = ""
     models: ClassVar[dict[str, ModelSpec]] = {}
     model_aliases: ClassVar[dict[str, str]] = {}
     accepts_image_urls: ClassVar[bool] = True
     default_batch_size: ClassVar[int] = 64
     default_max_request_bytes: ClassVar[int] = 8 * 1024 * 1024
-    default_max_concurrency: ClassVar[int] = 8
     default_image_max_pixels: ClassVar[int] = 1024 * 1024
     jpeg_quality: ClassVar[int] = 90
 
@@ -232,16 +198,18 @@ class RemoteEmbeddingFunction(BaseEmbeddingFunction):
             )
         super().__init__(model, dimensions=dims, multimodal=bool(multimodal))
         self.spec = spec
-        _positive("max_retries", max_retries, allow_zero=True)
-        _positive("backoff_base", backoff_base, allow_zero=True)
-        self.timeout = float(timeout) if timeout is not None else 60.0
-        _positive("timeout", self.timeout)
-        self.max_concurrency = int(max_concurrency or self.default_max_concurrency)
-        _positive("max_concurrency", self.max_concurrency)
-        self.max_retries = int(max_retries)
-        self.backoff_base = float(backoff_base)
-        self.backoff_max = float(backoff_max)
-        self.max_retry_wait = float(max_retry_wait)
+        self._init_http(
+            api_key=api_key,
+            api_base=api_base,
+            api_key_env=api_key_env,
+            timeout=timeout,
+            max_concurrency=max_concurrency,
+            max_retries=max_retries,
+            backoff_base=backoff_base,
+            backoff_max=backoff_max,
+            max_retry_wait=max_retry_wait,
+            transport=transport,
+        )
         limit = (spec.max_batch if spec else None) or self.default_batch_size
         self._batch_size_arg = batch_size
         self.batch_size = int(batch_size) if batch_size is not None else min(self.default_batch_size, limit)
@@ -264,16 +232,6 @@ class RemoteEmbeddingFunction(BaseEmbeddingFunction):
         if self.image_max_pixels is None and self.image_max_side is None:
             self.image_max_pixels = self.default_image_max_pixels
         self.send_dimensions = send_dimensions
-        # key handling: an explicit key lives only in memory; otherwise the env var is read per request
-        self.api_key_env = api_key_env or (self.api_key_envs[0] if self.api_key_envs else None)
-        self._api_key = _Secret(api_key) if api_key else None
-        self._api_base_arg = api_base
-        self.api_base = (api_base or self._env_api_base() or self.default_api_base).rstrip("/")
-        if not self.api_base.lower().startswith(("http://", "https://")):
-            raise ConfigurationError(f"api_base must be an http(s) URL, got {self.api_base!r}")
-        self._transport = transport
-        self._client: httpx.Client | None = None
-        self._client_lock = threading.Lock()
         self._validate_options()
 
     # ----------------------------------------------------------------- model names and sizes
@@ -363,186 +321,6 @@ class RemoteEmbeddingFunction(BaseEmbeddingFunction):
         options = dict(config.get("options", {}))
         options.pop("api_key", None)  # never honoured from stored config
         return cls(config["model"], dimensions=config.get("dimensions"), **options)
-
-    # ----------------------------------------------------------------- keys and HTTP
-    def _env_api_base(self) -> str | None:
-        for name in self.api_base_envs:
-            value = os.environ.get(name)
-            if value:
-                return value
-        return None
-
-    @property
-    def requires_api_key(self) -> bool:
-        """Hosted APIs need a key; a self-hosted OpenAI-compatible server may not."""
-        return True
-
-    def _key(self) -> str | None:
-        if self._api_key is not None:
-            return self._api_key.get()
-        names = [self.api_key_env] if self.api_key_env else []
-        names += [n for n in self.api_key_envs if n not in names]
-        for name in names:
-            value = os.environ.get(name) if name else None
-            if value:
-                return value
-        if self.requires_api_key:
-            raise AuthenticationError(
-                f"no API key for {self.display_name}: pass api_key= to EmbeddingFunction or set the "
-                f"{self.api_key_env} environment variable"
-            )
-        return None
-
-    def _scrub(self, text: str) -> str:
-        """Remove the API key from a message a server (or a library) might echo back."""
-        try:
-            key = self._key()
-        except AuthenticationError:
-            key = None
-        if key and len(key) >= 3:
-            text = text.replace(key, "***")
-        return text
-
-    def auth_headers(self, key: str | None) -> dict[str, str]:
-        """Headers that carry the key (Bearer by default)."""
-        return {"Authorization": f"Bearer {key}"} if key else {}
-
-    def _http(self) -> httpx.Client:
-        with self._client_lock:
-            if self._client is None:
-                limits = httpx.Limits(
-                    max_connections=max(self.max_concurrency, 1) + 2,
-                    max_keepalive_connections=max(self.max_concurrency, 1),
-                )
-                self._client = httpx.Client(
-                    timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, 10.0)),
-                    limits=limits,
-                    transport=self._transport,
-                    headers={"Accept": "application/json", "User-Agent": "lookalike"},
-                )
-            return self._client
-
-    def close(self) -> None:
-        """Close the HTTP connection pool (it is reopened on the next request)."""
-        with self._client_lock:
-            if self._client is not None:
-                self._client.close()
-                self._client = None
-
-    def __enter__(self) -> RemoteEmbeddingFunction:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-    def __copy__(self) -> RemoteEmbeddingFunction:
-        # a copy in the same process keeps the in-memory key but gets its own connection pool
-        dup = type(self).__new__(type(self))
-        dup.__dict__.update(self.__dict__)
-        dup._client = None
-        dup._client_lock = threading.Lock()
-        return dup
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> RemoteEmbeddingFunction:
-        return self.__copy__()
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state["_client"] = None
-        state["_client_lock"] = None
-        state["_api_key"] = None  # a pickled provider falls back to the environment variable
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._client_lock = threading.Lock()
-
-    def _backoff(self, attempt: int) -> float:
-        # "equal jitter": half fixed, half random, so concurrent workers spread out
-        delay = min(self.backoff_max, self.backoff_base * (2**attempt))
-        return delay / 2 + random.uniform(0, delay / 2)
-
-    def post(self, path: str, payload: dict[str, Any]) -> Any:
-        """POST JSON to ``api_base + path`` with retries; return the decoded JSON body."""
-        url = self.api_base + path
-        headers = {"Content-Type": "application/json", **self.auth_headers(self._key())}
-        content = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-        attempt = 0
-        while True:
-            cause: BaseException | None = None
-            retry_after: float | None = None
-            try:
-                resp = self._http().post(url, content=content, headers=headers)
-            except httpx.TimeoutException as exc:
-                cause = exc
-                err = ProviderError(
-                    f"{self.display_name} did not answer within {self.timeout:g}s ({url})", retryable=True
-                )
-            except httpx.TransportError as exc:
-                cause = exc
-                reason = self._scrub(str(exc)) or type(exc).__name__
-                err = ProviderError(f"could not reach {self.display_name} at {url}: {reason}", retryable=True)
-            else:
-                if 200 <= resp.status_code < 300:
-                    try:
-                        return resp.json()
-                    except ValueError as exc:
-                        raise ProviderError(
-                            f"{self.display_name} answered HTTP {resp.status_code} with a body that is not "
-                            f"JSON ({_snippet(resp.text)!r}); is api_base={self.api_base!r} right?",
-                            status_code=resp.status_code,
-                        ) from exc
-                err = self._status_error(resp)
-                retry_after = _retry_after(resp.headers.get("Retry-After"))
-            if not err.retryable or attempt >= self.max_retries:
-                if attempt:
-                    err.message += f" (gave up after {attempt + 1} attempts)"
-                    err.args = (err.message,)
-                raise err from cause
-            delay = self._backoff(attempt)
-            if retry_after is not None:
-                if retry_after > self.max_retry_wait:
-                    err.message += (
-                        f" (the server asked to retry after {retry_after:g}s; not waiting that long)"
-                    )
-                    err.args = (err.message,)
-                    raise err from cause
-                delay = retry_after + random.uniform(0, min(0.1 * retry_after + 0.01, 1.0))
-            time.sleep(delay)
-            attempt += 1
-
-    def _status_error(self, resp: httpx.Response) -> ProviderError:
-        status = resp.status_code
-        detail = self._scrub(_error_detail(resp))
-        where = f"{self.display_name} ({self.provider}/{self.model_name})"
-        if status == 401:
-            return AuthenticationError(
-                f"{where} rejected the API key (HTTP 401): {detail}. Check api_key= or {self.api_key_env}",
-                status_code=status,
-            )
-        if status in (402, 403):
-            return ProviderError(
-                f"{where} refused the request (HTTP {status}: out of credit or not allowed): {detail}",
-                status_code=status,
-            )
-        if status == 429 and "insufficient_quota" in detail + resp.text[:2000]:
-            # OpenAI signals an empty account with 429; retrying cannot help
-            return ProviderError(
-                f"{where} says the account is out of quota (HTTP 429): {detail}", status_code=429
-            )
-        if status == 429:
-            return ProviderError(
-                f"{where} is rate limiting requests (HTTP 429): {detail}", status_code=429, retryable=True
-            )
-        if status in _RETRYABLE_STATUS or status >= 500:
-            return ProviderError(
-                f"{where} failed (HTTP {status}): {detail}", status_code=status, retryable=True
-            )
-        if status in _ITEM_STATUS:
-            return ProviderError(f"{where} rejected the input (HTTP {status}): {detail}", status_code=status)
-        return ProviderError(
-            f"{where} answered HTTP {status} at {self.api_base}: {detail}", status_code=status
-        )
 
     # ----------------------------------------------------------------- provider hooks
     def endpoint(self, kind: Kind) -> str:
@@ -635,55 +413,16 @@ class RemoteEmbeddingFunction(BaseEmbeddingFunction):
             ) from exc
 
     # ----------------------------------------------------------------- bulk path
-    def embed_sources(
-        self,
-        sources: Sequence[Any],
-        *,
-        source_type: SourceType = "auto",
-        on_error: OnError = "raise",
-        purpose: Purpose = "document",
-        progress: ProgressHook | None = None,
-        cache: Any = None,
-        infos: dict[int, Any] | None = None,
-    ) -> list[np.ndarray | LookalikeError | None]:
-        """Embed many stored items: packed requests sent ``max_concurrency`` at a time.
+    def _embed_sorted(self, job: BulkJob, texts: list[int], images: list[int]) -> None:
+        """The bulk path of :meth:`embed_sources`: packed requests sent ``max_concurrency`` at a time.
 
-        ``cache`` and ``infos`` (the local content cache) are accepted for the seam and ignored: a
-        remote provider sends URLs as URLs without reading their bytes, so there is nothing to hash.
-
-        Same contract as :meth:`BaseEmbeddingFunction.embed_sources`: one entry per source (vector,
-        ``None`` for an empty source, or the item's error with ``on_error="skip"``). Key, quota and
-        endpoint errors stop the whole call even with ``on_error="skip"``, since every item would
-        fail the same way.
+        ``job.cache`` and ``job.infos`` (the local content cache) are ignored: a remote provider sends
+        URLs as URLs without reading their bytes, so there is nothing to hash. Key, quota and endpoint
+        errors stop the whole call even with ``on_error="skip"``, since every item would fail the same
+        way.
         """
-        source_type = check_source_type(source_type)
-        if on_error not in ("raise", "skip"):
-            raise ConfigurationError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
-        results: list[np.ndarray | LookalikeError | None] = [None] * len(sources)
-        texts: list[int] = []
-        images: list[int] = []
-        for i, src in enumerate(sources):
-            if src is None or (isinstance(src, str) and not src.strip()):
-                continue
-            try:
-                inp = classify(src, source_type, multimodal=self.multimodal)
-            except LookalikeError as exc:
-                self._fail(results, i, src, exc, on_error)
-                continue
-            (texts if inp.kind == "text" else images).append(i)
-        total = len(texts) + len(images)
-        if total == 0:
-            return results
-        if texts or images:
-            self._key()  # a missing key fails before any work starts
-        done = 0
-
-        def advance(n: int) -> None:
-            nonlocal done
-            done += n
-            if progress is not None:
-                progress(done, total)
-
+        sources, results, on_error = job.sources, job.results, job.on_error
+        self._key()  # a missing key fails before any work starts
         state = _CallState(on_error)
         pending: set[Future[list[tuple[int, Any]]]] = set()
         senders = ThreadPoolExecutor(max_workers=self.max_concurrency, thread_name_prefix="lookalike-embed")
@@ -703,13 +442,13 @@ class RemoteEmbeddingFunction(BaseEmbeddingFunction):
                         self._fail(results, i, sources[i], out, on_error)
                     else:
                         results[i] = out
-                advance(len(outcomes))
+                job.advance(len(outcomes))
 
         def submit(kind: Kind, idx: list[int], items: list[Any]) -> None:
             # keep at most 2x max_concurrency requests queued so prepared images don't pile up
             while len(pending) >= 2 * self.max_concurrency:
                 collect(block=True)
-            pending.add(senders.submit(self._send_isolated, kind, idx, items, sources, purpose, state))
+            pending.add(senders.submit(self._send_isolated, kind, idx, items, sources, job.purpose, state))
 
         try:
             for idx, items in self._pack("text", [(i, sources[i]) for i in texts]):
@@ -718,7 +457,7 @@ class RemoteEmbeddingFunction(BaseEmbeddingFunction):
                 preparers = ThreadPoolExecutor(
                     max_workers=max(1, self.prepare_workers), thread_name_prefix="lookalike-prepare"
                 )
-                ready = self._prepared_stream(preparers, images, sources, results, on_error, advance)
+                ready = self._prepared_stream(preparers, images, sources, results, on_error, job.advance)
                 for idx, items in self._pack("image", ready):
                     submit("image", idx, items)
                     collect(block=False)
@@ -733,7 +472,6 @@ class RemoteEmbeddingFunction(BaseEmbeddingFunction):
         if preparers is not None:
             preparers.shutdown(wait=True)
         senders.shutdown(wait=True)
-        return results
 
     def _prepared_stream(
         self,
@@ -871,56 +609,3 @@ def _copy_error(exc: LookalikeError) -> LookalikeError:
     dup = copy.copy(exc)
     dup.__cause__ = exc.__cause__
     return dup
-
-
-def _positive(name: str, value: float, *, allow_zero: bool = False) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or value < 0
-        or (value == 0 and not allow_zero)
-    ):
-        raise ConfigurationError(
-            f"{name} must be a {'non-negative' if allow_zero else 'positive'} number, got {value!r}"
-        )
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta-seconds, possibly fractional, or an HTTP date)."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when is None:
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-def _error_detail(resp: httpx.Response) -> str:
-    """The human part of an error body: Jina/Voyage ``detail``, OpenAI ``error.message``, Cohere
-    ``message``; else the start of the text."""
-    try:
-        body = resp.json()
-    except ValueError:
-        return _snippet(resp.text) or resp.reason_phrase or "no details"
-    if isinstance(body, dict):
-        for key in ("detail", "error", "message"):
-            value = body.get(key)
-            if isinstance(value, dict):
-                value = value.get("message") or value.get("detail") or value
-            if value:
-                return _snippet(value if isinstance(value, str) else json.dumps(value))
-    return _snippet(json.dumps(body))
-
-
-def _snippet(value: Any, limit: int = 300) -> str:
-    text = value if isinstance(value, str) else repr(value)
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"

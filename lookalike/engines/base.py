@@ -197,6 +197,10 @@ class Engine(ABC):
         return ids
 
     # ------------------------------------------------------------------ vectors
+    def _names(self, spec: TableSpec, request: SearchRequest) -> list[str]:
+        """The columns a search returns: those the request names, else every column."""
+        return list(request.columns) if request.columns else [c.name for c in spec.sa_table.columns]
+
     @abstractmethod
     def vector_search(
         self, conn: Connection, spec: TableSpec, request: SearchRequest

@@ -26,18 +26,16 @@ import json
 import math
 import re
 import struct
-import threading
-import time
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection
-from sqlalchemy.types import UserDefinedType
 
-from lookalike.engines.base import Engine, SearchRequest, redact_url
+from lookalike.engines.base import SearchRequest, redact_url
+from lookalike.engines.server import IndexScan, Rows, ServerEngine, TextVector, vector_text
 from lookalike.errors import (
     ConfigurationError,
     ConnectionFailedError,
@@ -55,7 +53,6 @@ INDEX_DIMS_HALFVEC = 4_000  # pgvector ≥ 0.7.0: HNSW on halfvec
 MAX_EF_SEARCH = 1_000  # pgvector's upper bound for hnsw.ef_search
 DEFAULT_EF_SEARCH = 40
 COPY_MIN_ROWS = 32  # below this, one INSERT ... RETURNING is as fast as COPY
-_INDEX_CACHE_TTL_S = 30.0
 
 _OPS = {"cosine": "<=>", "l2": "<->", "inner_product": "<#>", "l1": "<+>"}
 _OPCLASS = {"cosine": "cosine", "l2": "l2", "inner_product": "ip", "l1": "l1"}
@@ -81,43 +78,17 @@ _TRANSIENT = (
 # --------------------------------------------------------------------------- column types
 
 
-def _vector_text(value: Any) -> str:
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        value = np.frombuffer(bytes(value), dtype="<f4")
-    arr = np.asarray(value, dtype=np.float32)
-    # str() of a list of Python floats is C-fast; each float32 round-trips exactly through its repr
-    return str(arr.tolist())
+class PGVector(TextVector):
+    """pgvector's ``vector(n)`` (or ``halfvec(n)``); values travel as text ``[1.0, 2.0, ...]``."""
 
-
-def _parse_vector(value: Any) -> Any:
-    if value is None or isinstance(value, np.ndarray):
-        return value
-    if isinstance(value, str):
-        body = value.strip()[1:-1]
-        return np.array(body.split(","), dtype=np.float32) if body else np.empty(0, np.float32)
-    return np.asarray(value, dtype=np.float32)
-
-
-class PGVector(UserDefinedType[Any]):
-    """pgvector's ``vector(n)``; values travel as text ``[1.0, 2.0, ...]``."""
-
-    cache_ok = True
+    cache_ok = True  # SQLAlchemy reads it from each class itself
 
     def __init__(self, dimensions: int | None = None, kind: str = "vector") -> None:
-        self.dimensions = dimensions
+        super().__init__(dimensions)
         self.kind = kind
 
     def get_col_spec(self, **kw: Any) -> str:
         return f"{self.kind}({self.dimensions})" if self.dimensions else self.kind
-
-    def bind_processor(self, dialect: sa.Dialect) -> Any:
-        def process(value: Any) -> Any:
-            return None if value is None else _vector_text(value)
-
-        return process
-
-    def result_processor(self, dialect: sa.Dialect, coltype: Any) -> Any:
-        return _parse_vector
 
 
 VECTOR_DIALECT_TYPES["postgresql"] = PGVector
@@ -150,11 +121,14 @@ def _short(exc: BaseException) -> str:
 # --------------------------------------------------------------------------- the engine
 
 
-class PostgresEngine(Engine):
+class PostgresEngine(ServerEngine):
     """PostgreSQL + pgvector."""
 
     name = "postgresql"
     max_dimensions = 16_000  # pgvector's storage limit for vector and halfvec
+    pool_overfetch: ClassVar[float] = 4.0
+    max_pool: ClassVar[int] = MAX_EF_SEARCH  # the pool comes from one index scan of ef_search rows
+    exact_match_counts: ClassVar[bool] = False  # the planner's estimate
 
     def __init__(
         self,
@@ -163,12 +137,8 @@ class PostgresEngine(Engine):
         exact_search_max_rows: int = 20_000,
         safe_url: str = "",
     ) -> None:
-        super().__init__(sa_engine)
+        super().__init__(sa_engine, exact_search_max_rows=exact_search_max_rows, safe_url=safe_url)
         self.pgvector_version: tuple[int, ...] = (0, 0, 0)
-        self.exact_search_max_rows = exact_search_max_rows
-        self.safe_url = safe_url or redact_url(sa_engine.url.render_as_string(hide_password=True))
-        self._index_cache: dict[str, tuple[float, list[str]]] = {}
-        self._index_lock = threading.Lock()
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -219,29 +189,11 @@ class PostgresEngine(Engine):
             exact_search_max_rows=exact_search_max_rows,
             safe_url=sa_url.render_as_string(hide_password=True),
         )
-        try:
-            engine._connect(max(1, connect_retries), retry_backoff_s)
-        except BaseException:
-            sa_engine.dispose()
-            raise
+        engine._connect(connect_retries, retry_backoff_s)
         return engine
 
-    def _connect(self, attempts: int, backoff: float) -> None:
-        for attempt in range(attempts):
-            try:
-                with self.sa_engine.connect() as conn, conn.begin():
-                    self._setup(conn)
-                return
-            except sa.exc.OperationalError as exc:
-                transient = any(t in _short(exc).lower() for t in _TRANSIENT)
-                if not transient or attempt == attempts - 1:
-                    err = self.translate_error(exc)
-                    if transient and isinstance(err, ConnectionFailedError):
-                        err = ConnectionFailedError(f"{err.message} (tried {attempts} times)")
-                    raise err from exc
-                time.sleep(backoff * (2**attempt))
-            except sa.exc.SQLAlchemyError as exc:
-                raise self.translate_error(exc) from exc
+    def _is_transient(self, exc: sa.exc.OperationalError) -> bool:
+        return any(t in _short(exc).lower() for t in _TRANSIENT)
 
     def _setup(self, conn: Connection) -> None:
         """Enable pgvector (or say how) and read its version."""
@@ -312,12 +264,7 @@ class PostgresEngine(Engine):
         for col in spec.sa_table.columns:
             if isinstance(col.type, sa.JSON) and not isinstance(col.type, JSONB):
                 col.type = col.type.with_variant(JSONB(), "postgresql")
-        self._forget_indexes(spec.name)
         super().create_table(conn, spec)
-
-    def drop_table(self, conn: Connection, name: str) -> None:
-        self._forget_indexes(name)
-        super().drop_table(conn, name)
 
     def truncate(self, conn: Connection, spec: TableSpec) -> None:
         conn.exec_driver_sql(f"TRUNCATE {self.quote(spec.name)}")
@@ -426,17 +373,8 @@ class PostgresEngine(Engine):
         return ids
 
     # ------------------------------------------------------------------ indexes
-    def _forget_indexes(self, table: str) -> None:
-        with self._index_lock:
-            self._index_cache.pop(table, None)
-
-    def _index_defs(self, conn: Connection, table: str) -> list[str]:
-        now = time.monotonic()
-        with self._index_lock:
-            hit = self._index_cache.get(table)
-            if hit is not None and now - hit[0] < _INDEX_CACHE_TTL_S:
-                return hit[1]
-        defs = [
+    def _load_indexes(self, conn: Connection, table: str) -> list[str]:
+        return [
             r[0]
             for r in conn.execute(
                 sa.text(
@@ -446,24 +384,17 @@ class PostgresEngine(Engine):
             )
             if " USING hnsw " in r[0]
         ]
-        with self._index_lock:
-            self._index_cache[table] = (now, defs)
-        return defs
 
     def _find_index(self, conn: Connection, spec: TableSpec, column: str, metric: str | None) -> str | None:
         """``"vector"`` or ``"halfvec"`` when an HNSW index serves (column, metric), else None."""
         col = re.escape(self.quote(column))
         ops = _OPCLASS[metric] if metric else r"\w+"
-        for d in self._index_defs(conn, spec.name):
+        for d in self._indexes(conn, spec.name):
             if re.search(rf"\({col} vector_{ops}_ops", d):
                 return "vector"
             if re.search(rf"\(\({col}\)::halfvec\(\d+\)\) halfvec_{ops}_ops", d):
                 return "halfvec"
         return None
-
-    def has_vector_index(self, conn: Connection, spec: TableSpec, column: str) -> bool:
-        self._forget_indexes(spec.name)
-        return self._find_index(conn, spec, column, None) is not None
 
     def index_name(self, table: str, column: str, metric: str) -> str:
         name = f"{table}_{column}_{_OPCLASS[metric]}_hnsw"
@@ -537,41 +468,19 @@ class PostgresEngine(Engine):
             return sa.func.l1_distance(col, query, type_=sa.Float)  # exact; <+> arrived in 0.7.0
         return col.op(_OPS[metric], return_type=sa.Float)(query)
 
-    def vector_search(
-        self, conn: Connection, spec: TableSpec, request: SearchRequest
-    ) -> list[dict[str, Any]]:
+    def _query(self, spec: TableSpec, request: SearchRequest) -> Any:
         dims = spec.vectors[request.column].dimensions
-        qtext = _vector_text(request.vector)
-        query = sa.cast(sa.literal(qtext, sa.Text), PGVector(dims))
-        k = request.limit
-        index = self._find_index(conn, spec, request.column, request.metric)
-        ranged = request.distance_min is not None or request.distance_max is not None
-        filtered = request.where is not None or ranged
-        want = int(request.extra.get("num_candidate") or 0)
-        if index is None:
-            return self._exact(conn, spec, request, query)
-        if not filtered:
-            ef = min(MAX_EF_SEARCH, max(DEFAULT_EF_SEARCH, k, want))
-            rows = self._ann(conn, spec, request, query, index, pool=max(k, want), ef=ef, post_filter=False)
-            if len(rows) >= k:
-                return rows[:k]
-            return self._exact(conn, spec, request, query)
+        return sa.cast(sa.literal(vector_text(request.vector), sa.Text), PGVector(dims))
+
+    def _filtered_search(
+        self, conn: Connection, spec: TableSpec, request: SearchRequest, index: str, want: int
+    ) -> Rows | None:
         if self._has(0, 8, 0):
-            ef = min(MAX_EF_SEARCH, max(DEFAULT_EF_SEARCH, k, want))
             # strict_order: the scan keeps going until `limit` rows pass the filter, in distance order
             self._set(conn, "hnsw.iterative_scan", "strict_order")
-            rows = self._ann(conn, spec, request, query, index, pool=max(k, want), ef=ef, post_filter=False)
-        else:
-            matches, total = self._estimate(conn, spec, request)
-            pool = max(math.ceil(k * total / max(matches, 1.0) * 4) + 20, want)  # ~4x the expected need
-            if matches <= self.exact_search_max_rows or pool > MAX_EF_SEARCH:
-                return self._exact(conn, spec, request, query)
-            ef = min(MAX_EF_SEARCH, 2 * pool)  # a wider beam keeps the deep candidates accurate
-            rows = self._ann(conn, spec, request, query, index, pool=pool, ef=ef, post_filter=True)
-        if len(rows) >= k:
-            return rows[:k]
-        # the index path came up short (or fewer rows match at all): the exact answer is complete
-        return self._exact(conn, spec, request, query)
+            scan = IndexScan(index, max(request.limit, want), post_filter=False)
+            return self._ann_search(conn, spec, request, scan)
+        return super()._filtered_search(conn, spec, request, index, want)
 
     def _set(self, conn: Connection, name: str, value: str) -> None:
         """A session setting, sent only when it changes (saves a round trip per search).
@@ -585,7 +494,9 @@ class PostgresEngine(Engine):
         conn.execute(sa.text("SELECT set_config(:n, :v, false)"), {"n": name, "v": value})
         cache[name] = value
 
-    def _estimate(self, conn: Connection, spec: TableSpec, request: SearchRequest) -> tuple[float, float]:
+    def _count_matches(
+        self, conn: Connection, spec: TableSpec, request: SearchRequest
+    ) -> tuple[float, float]:
         """The planner's estimate of (rows matching the filter, rows with a vector): no table scan.
 
         A wrong estimate only costs speed: few matches are searched exactly, and an index search that
@@ -606,25 +517,12 @@ class PostgresEngine(Engine):
             out.append(float(plan[0]["Plan"]["Plan Rows"]))
         return out[0], max(out[1], 1.0)
 
-    def _names(self, spec: TableSpec, request: SearchRequest) -> list[str]:
-        return list(request.columns) if request.columns else [c.name for c in spec.sa_table.columns]
-
-    def _range(self, dist: Any, request: SearchRequest) -> list[Any]:
-        out = []
-        if request.distance_min is not None:
-            out.append(dist >= request.distance_min)
-        if request.distance_max is not None:
-            out.append(dist <= request.distance_max)
-        return out
-
-    def _exact(
-        self, conn: Connection, spec: TableSpec, request: SearchRequest, query: Any
-    ) -> list[dict[str, Any]]:
+    def _exact_search(self, conn: Connection, spec: TableSpec, request: SearchRequest) -> Rows:
         table = spec.sa_table
         col = table.c[request.column]
         pk = table.c[spec.primary_key]
         names = self._names(spec, request)
-        dist = self._distance(col, request.metric, query)
+        dist = self._distance(col, request.metric, self._query(spec, request))
         conds = [col.is_not(None)]
         if request.where is not None:
             conds.append(request.where)
@@ -643,26 +541,19 @@ class PostgresEngine(Engine):
         )
         return self._rows(conn.execute(stmt), names, request.metric)
 
-    def _ann(
-        self,
-        conn: Connection,
-        spec: TableSpec,
-        request: SearchRequest,
-        query: Any,
-        index: str,
-        *,
-        pool: int,
-        ef: int,
-        post_filter: bool,
-    ) -> list[dict[str, Any]]:
+    def _ann_search(self, conn: Connection, spec: TableSpec, request: SearchRequest, scan: IndexScan) -> Rows:
         """Candidates in index order (``pool`` of them), filtered, then ranked by exact distance."""
+        pool, post_filter = scan.pool, scan.post_filter
         table = spec.sa_table
         col = table.c[request.column]
         pk = table.c[spec.primary_key]
         names = self._names(spec, request)
         dims = spec.vectors[request.column].dimensions
+        query = self._query(spec, request)
         dist = self._distance(col, request.metric, query)
-        if index == "halfvec":
+        # a post-filtered pool is deep: a wider beam keeps its candidates accurate
+        ef = 2 * pool if post_filter else pool
+        if scan.index == "halfvec":
             half = PGVector(dims, "halfvec")
             order = sa.cast(col, half).op(_OPS[request.metric], return_type=sa.Float)(sa.cast(query, half))
             pool = max(pool, 2 * request.limit)  # halfvec order is approximate: re-rank a wider pool
@@ -698,18 +589,11 @@ class PostgresEngine(Engine):
             stmt = sa.select(sub).order_by(sub.c._distance, sub.c._lookalike_pk).limit(request.limit)
         return self._rows(conn.execute(stmt), names, request.metric)
 
-    def _rows(self, result: Any, names: list[str], metric: str) -> list[dict[str, Any]]:
-        out = []
-        for r in result:
-            m = r._mapping
-            item = {n: m[n] for n in names}
-            d = m["_distance"]
-            d = float(d) if d is not None else float("nan")
-            if math.isnan(d) and metric == "cosine":
-                d = 1.0  # pgvector gives NaN for a zero vector; the embedded engine says 1 (no similarity)
-            item["_distance"] = d
-            out.append(item)
-        return out
+    def _distance_value(self, value: Any, metric: str) -> float:
+        d = float(value) if value is not None else float("nan")
+        if math.isnan(d) and metric == "cosine":
+            return 1.0  # pgvector gives NaN for a zero vector; the embedded engine says 1 (no similarity)
+        return d
 
     # ------------------------------------------------------------------ JSON
     def json_contains(self, column: Any, value: Any) -> Any:

@@ -390,7 +390,7 @@ class SQLiteEngine(Engine):
             )
         if not len(ids):
             return []
-        names = list(request.columns) if request.columns else [c.name for c in table.columns]
+        names = self._names(spec, request)
         rowid = sa.literal_column("rowid").label("_lookalike_rowid")
         stmt = sa.select(*[table.c[n] for n in names], rowid).where(
             sa.literal_column("rowid").in_([int(i) for i in ids])

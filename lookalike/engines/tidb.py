@@ -23,20 +23,17 @@ five minutes (TiDB Cloud closes idle ones).
 
 from __future__ import annotations
 
-import math
 import re
 import ssl
-import threading
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
-from sqlalchemy.types import UserDefinedType
 
-from lookalike.engines.base import Engine, SearchRequest, redact_url
+from lookalike.engines.base import SearchRequest, redact_url
+from lookalike.engines.server import IndexScan, Rows, ServerEngine, TextVector, vector_text
 from lookalike.errors import (
     ConfigurationError,
     ConnectionFailedError,
@@ -59,7 +56,6 @@ INDEXABLE_METRICS = ("cosine", "l2")
 MAX_POOL = 10_000  # candidate rows taken from the index before filtering; above this, search exactly
 INSERT_BATCH_ROWS = 500
 INSERT_BATCH_BYTES = 4 * 1024 * 1024  # well under TiDB's 6 MiB per-entry limit
-_INDEX_CACHE_TTL_S = 30.0
 _TRANSIENT_CODES = {2002, 2003, 2006, 2013, 1040, 1205}  # can't connect, gone away, too many, lock wait
 _AUTH_CODES = {1045, 1044, 1698}
 
@@ -67,40 +63,13 @@ _AUTH_CODES = {1045, 1044, 1698}
 # --------------------------------------------------------------------------- column type
 
 
-def _vector_text(value: Any) -> str:
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        value = np.frombuffer(bytes(value), dtype="<f4")
-    return str(np.asarray(value, dtype=np.float32).tolist())
-
-
-def _parse_vector(value: Any) -> Any:
-    if value is None or isinstance(value, np.ndarray):
-        return value
-    if isinstance(value, (bytes, bytearray)):
-        value = value.decode()
-    body = str(value).strip()[1:-1]
-    return np.array(body.split(","), dtype=np.float32) if body else np.empty(0, np.float32)
-
-
-class TiDBVector(UserDefinedType[Any]):
+class TiDBVector(TextVector):
     """TiDB's ``VECTOR(n)``; values travel as text ``[1.0, 2.0, ...]``."""
 
-    cache_ok = True
-
-    def __init__(self, dimensions: int | None = None) -> None:
-        self.dimensions = dimensions
+    cache_ok = True  # SQLAlchemy reads it from each class itself
 
     def get_col_spec(self, **kw: Any) -> str:
         return f"VECTOR({self.dimensions})" if self.dimensions else "VECTOR"
-
-    def bind_processor(self, dialect: sa.Dialect) -> Any:
-        def process(value: Any) -> Any:
-            return None if value is None else _vector_text(value)
-
-        return process
-
-    def result_processor(self, dialect: sa.Dialect, coltype: Any) -> Any:
-        return _parse_vector
 
 
 VECTOR_DIALECT_TYPES["mysql"] = TiDBVector
@@ -196,12 +165,13 @@ def _message(exc: BaseException) -> str:
 # --------------------------------------------------------------------------- the engine
 
 
-class TiDBEngine(Engine):
+class TiDBEngine(ServerEngine):
     """TiDB with vector search (TiDB Cloud, or self-hosted TiDB ≥ 8.4 with TiFlash for indexes)."""
 
     name = "tidb"
     max_dimensions = 16_383
     supports_returning = False
+    max_pool = MAX_POOL
 
     def __init__(
         self,
@@ -210,16 +180,12 @@ class TiDBEngine(Engine):
         exact_search_max_rows: int = 10_000,
         tiflash_replica: bool | None = None,
     ) -> None:
-        super().__init__(sa_engine)
-        self.exact_search_max_rows = exact_search_max_rows
+        super().__init__(sa_engine, exact_search_max_rows=exact_search_max_rows)
         host = (sa_engine.url.host or "").lower()
         # TiDB Cloud manages TiFlash replicas itself; self-hosted clusters need one per indexed table
         self.tiflash_replica = (
             (not host.endswith(".tidbcloud.com")) if tiflash_replica is None else tiflash_replica
         )
-        self.safe_url = sa_engine.url.render_as_string(hide_password=True)
-        self._index_cache: dict[str, tuple[float, list[str]]] = {}
-        self._index_lock = threading.Lock()
         self._increment: int | None = None
 
     # ------------------------------------------------------------------ construction
@@ -266,11 +232,7 @@ class TiDBEngine(Engine):
             cls._create_database(args, connect_args, connect_retries, retry_backoff_s)
         sa_engine = sa.create_engine(args.url, connect_args=connect_args, **kwargs)
         engine = cls(sa_engine, exact_search_max_rows=exact_search_max_rows, tiflash_replica=tiflash_replica)
-        try:
-            engine._connect(max(1, connect_retries), retry_backoff_s)
-        except BaseException:
-            sa_engine.dispose()
-            raise
+        engine._connect(connect_retries, retry_backoff_s)
         return engine
 
     @classmethod
@@ -290,25 +252,8 @@ class TiDBEngine(Engine):
         finally:
             bare.dispose()
 
-    def _retrying(self, work: Any, attempts: int, backoff: float) -> None:
-        for attempt in range(max(1, attempts)):
-            try:
-                with self.sa_engine.connect() as conn, conn.begin():
-                    work(conn)
-                return
-            except sa.exc.OperationalError as exc:
-                transient = _code(exc) in _TRANSIENT_CODES
-                if not transient or attempt == attempts - 1:
-                    err = self.translate_error(exc)
-                    if transient:
-                        err = ConnectionFailedError(f"{err.message} (tried {attempts} times)")
-                    raise err from exc
-                time.sleep(backoff * (2**attempt))
-            except sa.exc.SQLAlchemyError as exc:
-                raise self.translate_error(exc) from exc
-
-    def _connect(self, attempts: int, backoff: float) -> None:
-        self._retrying(self._setup, attempts, backoff)
+    def _is_transient(self, exc: sa.exc.OperationalError) -> bool:
+        return _code(exc) in _TRANSIENT_CODES
 
     def _setup(self, conn: Connection) -> None:
         try:
@@ -367,17 +312,8 @@ class TiDBEngine(Engine):
         return ids
 
     # ------------------------------------------------------------------ indexes
-    def _forget_indexes(self, table: str) -> None:
-        with self._index_lock:
-            self._index_cache.pop(table, None)
-
-    def _index_exprs(self, conn: Connection, table: str) -> list[str]:
-        now = time.monotonic()
-        with self._index_lock:
-            hit = self._index_cache.get(table)
-            if hit is not None and now - hit[0] < _INDEX_CACHE_TTL_S:
-                return hit[1]
-        exprs = [
+    def _load_indexes(self, conn: Connection, table: str) -> list[str]:
+        return [
             str(r[0]).lower()
             for r in conn.execute(
                 sa.text(
@@ -387,23 +323,17 @@ class TiDBEngine(Engine):
                 {"t": table},
             )
         ]
-        with self._index_lock:
-            self._index_cache[table] = (now, exprs)
-        return exprs
 
-    def _has_index(self, conn: Connection, spec: TableSpec, column: str, metric: str | None) -> bool:
+    def _find_index(self, conn: Connection, spec: TableSpec, column: str, metric: str | None) -> str | None:
+        """``"hnsw"`` when a vector index serves (column, metric), else None."""
         metrics = [metric] if metric else list(INDEXABLE_METRICS)
-        for expr in self._index_exprs(conn, spec.name):
+        for expr in self._indexes(conn, spec.name):
             for m in metrics:
                 if m in INDEXABLE_METRICS and re.search(
                     rf"{DISTANCE_FUNCTIONS[m].lower()}\(`?{re.escape(column.lower())}`?\)", expr
                 ):
-                    return True
-        return False
-
-    def has_vector_index(self, conn: Connection, spec: TableSpec, column: str) -> bool:
-        self._forget_indexes(spec.name)
-        return self._has_index(conn, spec, column, None)
+                    return "hnsw"
+        return None
 
     def index_ddl(self, spec: TableSpec, column: str, metric: str, params: dict[str, Any]) -> list[str]:
         """The statements that build an HNSW index on ``column`` for ``metric``."""
@@ -458,19 +388,8 @@ class TiDBEngine(Engine):
 
     # ------------------------------------------------------------------ search
     def distance_expr(self, col: Any, metric: str, vector: np.ndarray) -> Any:
-        q = sa.func.VEC_FROM_TEXT(sa.literal(_vector_text(vector), sa.Text))
+        q = sa.func.VEC_FROM_TEXT(sa.literal(vector_text(vector), sa.Text))
         return getattr(sa.func, DISTANCE_FUNCTIONS[metric])(col, q, type_=sa.Float)
-
-    def _names(self, spec: TableSpec, request: SearchRequest) -> list[str]:
-        return list(request.columns) if request.columns else [c.name for c in spec.sa_table.columns]
-
-    def _range(self, dist: Any, request: SearchRequest) -> list[Any]:
-        out = []
-        if request.distance_min is not None:
-            out.append(dist >= request.distance_min)
-        if request.distance_max is not None:
-            out.append(dist <= request.distance_max)
-        return out
 
     def exact_statement(self, spec: TableSpec, request: SearchRequest) -> sa.Select[Any]:
         """Exact top-k: the WHERE clause (always present) keeps TiDB off the approximate index."""
@@ -524,48 +443,20 @@ class TiDBEngine(Engine):
         )
         return sa.select(hit, sa.func.count()).select_from(table).where(col.is_not(None))
 
-    def plan_pool(self, k: int, matches: int, total: int, want: int = 0) -> int | None:
-        """Candidate pool for a post-filtered index search, or None to search exactly."""
-        if matches <= self.exact_search_max_rows:
-            return None
-        pool = max(math.ceil(k * total / max(matches, 1) * 3) + 20, want)
-        return None if pool > MAX_POOL else pool
-
-    def vector_search(
+    def _count_matches(
         self, conn: Connection, spec: TableSpec, request: SearchRequest
-    ) -> list[dict[str, Any]]:
-        k = request.limit
-        want = int(request.extra.get("num_candidate") or 0)
-        filtered = (
-            request.where is not None or request.distance_min is not None or request.distance_max is not None
-        )
-        if not self._has_index(conn, spec, request.column, request.metric):
-            return self._run(conn, self.exact_statement(spec, request), spec, request)
-        if not filtered:
-            rows = self._run(conn, self.ann_statement(spec, request, max(k, want)), spec, request)
-        else:
-            matches, total = (int(v or 0) for v in conn.execute(self.count_statement(spec, request)).one())
-            if matches == 0:
-                return []
-            pool = self.plan_pool(k, matches, total, want)
-            if pool is None:
-                return self._run(conn, self.exact_statement(spec, request), spec, request)
-            rows = self._run(conn, self.ann_statement(spec, request, pool), spec, request)
-        if len(rows) >= k:
-            return rows
-        return self._run(conn, self.exact_statement(spec, request), spec, request)
+    ) -> tuple[float, float]:
+        matches, total = (int(v or 0) for v in conn.execute(self.count_statement(spec, request)).one())
+        return matches, total
 
-    def _run(
-        self, conn: Connection, stmt: Any, spec: TableSpec, request: SearchRequest
-    ) -> list[dict[str, Any]]:
-        names = self._names(spec, request)
-        out = []
-        for r in conn.execute(stmt):
-            m = r._mapping
-            item = {n: m[n] for n in names}
-            item["_distance"] = float(m["_distance"])
-            out.append(item)
-        return out
+    def _exact_search(self, conn: Connection, spec: TableSpec, request: SearchRequest) -> Rows:
+        stmt = self.exact_statement(spec, request)
+        return self._rows(conn.execute(stmt), self._names(spec, request), request.metric)
+
+    def _ann_search(self, conn: Connection, spec: TableSpec, request: SearchRequest, scan: IndexScan) -> Rows:
+        # TiDB's index serves no query with a WHERE clause: candidates are always filtered afterwards
+        stmt = self.ann_statement(spec, request, scan.pool)
+        return self._rows(conn.execute(stmt), self._names(spec, request), request.metric)
 
     def json_contains(self, column: Any, value: Any) -> Any:
         return sa.func.JSON_CONTAINS(column, sa.func.JSON_ARRAY(value)) == 1
