@@ -8,19 +8,52 @@ JPEG draft scaling, EXIF orientation and mode conversion. Every bad input raises
 
 from __future__ import annotations
 
-from lookalike.images.decode import (
-    DEFAULT_MAX_PIXELS,
-    ImageSource,
-    decode_image,
-    get_max_pixels,
-    load_image,
-    read_source,
-    set_max_pixels,
-    sniff_format,
-)
-from lookalike.images.fetch import DEFAULT_MAX_BYTES, HttpFetcher, default_fetcher
-from lookalike.images.guard import check_url_allowed, is_public_address
+from typing import TYPE_CHECKING, Any
+
 from lookalike.images.refs import is_image_ref, is_url, looks_like_path
+
+if TYPE_CHECKING:
+    from lookalike.images.decode import (
+        DEFAULT_MAX_PIXELS,
+        ImageSource,
+        decode_image,
+        get_max_pixels,
+        load_image,
+        read_source,
+        set_max_pixels,
+        sniff_format,
+    )
+    from lookalike.images.fetch import DEFAULT_MAX_BYTES, HttpFetcher, default_fetcher
+    from lookalike.images.guard import check_url_allowed, is_public_address
+
+# Pillow and httpx load on first use, so `import lookalike` (and a text query) stays quick.
+_LAZY = {
+    "DEFAULT_MAX_PIXELS": "decode",
+    "ImageSource": "decode",
+    "decode_image": "decode",
+    "get_max_pixels": "decode",
+    "load_image": "decode",
+    "read_source": "decode",
+    "set_max_pixels": "decode",
+    "sniff_format": "decode",
+    "DEFAULT_MAX_BYTES": "fetch",
+    "HttpFetcher": "fetch",
+    "default_fetcher": "fetch",
+    "check_url_allowed": "guard",
+    "is_public_address": "guard",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'lookalike.images' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"lookalike.images.{module}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
