@@ -19,6 +19,7 @@ Quick start::
 
 from lookalike.client import Client, TiDBClient, connect
 from lookalike.copy import copy_table
+from lookalike.duplicates import DuplicateGroup, find_duplicates
 from lookalike.embeddings import BaseEmbeddingFunction, EmbeddingFunction, register_provider
 from lookalike.engines.base import register_engine
 from lookalike.errors import (
@@ -38,6 +39,7 @@ from lookalike.errors import (
     TableNotFoundError,
     VectorError,
 )
+from lookalike.folders import IndexReport, index_paths
 from lookalike.results import QueryResult
 from lookalike.schema import DISTANCE_METRICS, Field, TableModel, VectorField
 from lookalike.search import Search, SearchResult
@@ -53,6 +55,7 @@ __all__ = [
     "Client",
     "ConfigurationError",
     "ConnectionFailedError",
+    "DuplicateGroup",
     "EmbeddingError",
     "EmbeddingFunction",
     "EngineError",
@@ -60,6 +63,7 @@ __all__ = [
     "Field",
     "FilterError",
     "ImageInputError",
+    "IndexReport",
     "InsertResult",
     "LookalikeError",
     "MissingDependencyError",
@@ -78,6 +82,8 @@ __all__ = [
     "__version__",
     "connect",
     "copy_table",
+    "find_duplicates",
+    "index_paths",
     "register_engine",
     "register_provider",
 ]

@@ -8,8 +8,8 @@
 
 How it works, and why it scales:
 
-1. **Exact duplicates** come from content hashes recorded at ingest (``table.source_info()``) or a
-   ``hash`` column (folder indexes). Tables with neither treat identical vectors as exact.
+1. **Exact duplicates** come from the content hashes recorded at ingest (``table.source_info()``),
+   or a ``hash`` column when the table has one. Without either, identical vectors count as exact.
 2. **Near-duplicates** (resized, re-encoded, lightly cropped or recoloured copies) come from a
    k-nearest-neighbour graph of the normalised vectors, keeping only edges within ``threshold``
    (cosine distance), built with blocked matrix products and top-k per row by argpartition. Up to
@@ -51,32 +51,43 @@ __all__ = [
     "all_pairs_groups",
     "default_threshold",
     "find_duplicates",
+    "groups_as_indices",
     "knn_edges",
 ]
 
-GENERIC_THRESHOLD = 0.05
+GENERIC_THRESHOLD = 0.03
 """Fallback threshold (cosine distance) for models without a measured default.
 
-Conservative on purpose: a false "duplicate" costs a user a photo, a missed one only disk space.
+Conservative on purpose: a false "duplicate" can cost a user a photo, a missed one only disk space.
 """
 
 DEFAULT_THRESHOLDS: dict[str, float] = {
-    # Measured with benchmarks/dupes.py --calibrate on generated images: near-copies (resized to 50 %,
-    # JPEG q=60, 8 % crop, +15 % brightness) against different generated images. With random-weight
-    # ONNX exports of these architectures the near-copy distances were at most ~0.01 and different
-    # images at least ~0.05 apart, so half of the smallest "different" distance is used. A random-weight
-    # model's distances are not a trained CLIP's: trained CLIP ViT-B/32 puts near-copies at roughly
-    # 0.02-0.08 and distinct photos of one scene at 0.08-0.2 (rclip/Immich experience), which is why the
-    # defaults below stay at or under 0.05 and why every call can override them.
-    "local/clip-vit-b-32": 0.05,
-    "local/clip-vit-b-16": 0.05,
-    "local/siglip-base-224": 0.05,
-    "local/siglip-base-256": 0.05,
-    "local/siglip2-base-224": 0.05,
-    "clip-vit-b-32": 0.05,
-    "clip-vit-b-16": 0.05,
+    "local/clip-vit-b-32": 0.03,
+    "local/clip-vit-b-16": 0.03,
+    "clip-vit-b-32": 0.03,
+    "clip-vit-b-16": 0.03,
 }
-"""Default near-duplicate thresholds (cosine distance) keyed by model name."""
+"""Default near-duplicate thresholds (cosine distance) keyed by model name.
+
+How they were chosen (``python benchmarks/dupes.py --calibrate``): 24 generated scenes, each against
+four near-copies (resized to 50 %, JPEG quality 60, 8 % crop, +15 % brightness) and against each other.
+
+================================  =======  =======  ======  =========  ================
+model                             resized  JPEG 60  crop 8  bright+15  different (min)
+================================  =======  =======  ======  =========  ================
+tests/fixtures/tiny-clip          0.0001   0.0009   0.142   0.027      0.054
+ViT-B/32, random weights (.bench) 0.0000   0.0001   0.003   0.024      0.0023
+================================  =======  =======  ======  =========  ================
+
+(maxima for near-copies.) Both models have **random weights**, and a random network's distances are
+not a trained CLIP's: the random ViT-B/32 maps unrelated scenes almost on top of each other, so no
+threshold separates them there. What carries over: resizing and re-encoding move vectors by ~0.001 or
+less, brightness and cropping by up to ~0.03. 0.03 catches re-encodes, resizes and mild edits while
+staying under the distances at which trained CLIP models place merely similar photos (bursts, the
+same scene re-shot), which peers found to be the costly mistake (Immich retuned its threshold twice).
+It is a default, not a truth: pass ``threshold=`` (``lookalike dupes --threshold``) for your model and
+collection. SigLIP models use :data:`GENERIC_THRESHOLD` until measured with trained weights.
+"""
 
 EXACT_DISTANCE = 1e-6
 """Vectors at most this far apart count as identical (exact duplicates when no hash is recorded)."""
@@ -315,15 +326,14 @@ def _cell_edges(
     near = np.empty((n, probe), dtype=np.int64)
     for start in range(0, n, _BLOCK * 4):
         sims = x[start : start + _BLOCK * 4] @ cent.T
-        if probe < nlist:
-            near[start : start + len(sims)] = np.argpartition(-sims, probe - 1, axis=1)[:, :probe]
-        else:
-            near[start : start + len(sims)] = np.argsort(-sims, axis=1)
-    labels = near[np.arange(n), 0] if probe == nlist else None
-    if labels is None:
-        # argpartition leaves the probed cells unordered: a vector's own cell is its nearest one
-        block_sims = np.einsum("nd,npd->np", x, cent[near], optimize=True)
-        labels = near[np.arange(n), np.argmax(block_sims, axis=1)]
+        stop = start + len(sims)
+        rows = np.arange(len(sims))
+        # a few argmax passes beat argpartition for the handful of cells probed
+        for j in range(probe):
+            best = np.argmax(sims, axis=1)
+            near[start:stop, j] = best
+            sims[rows, best] = -np.inf
+    labels = near[:, 0].copy()  # a vector's own cell is its nearest one
     order = np.argsort(labels, kind="stable")
     xs = x[order]
     counts = np.bincount(labels, minlength=nlist)
@@ -446,17 +456,16 @@ def _table_vectors(table: Table, column: str) -> tuple[list[Any], np.ndarray]:
     return ids, data
 
 
-def _hashes(table: Table, ids: Sequence[Any]) -> dict[Any, Any]:
-    """Content hash (and size facts) per id from ``table.source_info()`` or a ``hash`` column."""
+def _hashes(table: Table, ids: Sequence[Any], column: str) -> dict[Any, Any]:
+    """Content hash and size facts per id, from the source records written at ingest."""
     source_info = getattr(table, "source_info", None)
-    if callable(source_info):
-        try:
-            info = source_info()
-        except NotImplementedError:
-            info = None
-        if info:
-            return dict(info)
-    return {}
+    if not callable(source_info):
+        return {}
+    info = source_info(column)
+    if not info:
+        return {}
+    by_text = {str(i): i for i in ids}  # records are keyed by the primary key as text
+    return {by_text[key]: value for key, value in info.items() if key in by_text}
 
 
 def _rows(table: Table, ids: Sequence[Any]) -> dict[Any, dict[str, Any]]:
@@ -526,11 +535,11 @@ def find_duplicates(
     uf = _UnionFind(n)
 
     # 1. exact: same content hash
-    info = _hashes(table, ids) if exact else {}
+    info = _hashes(table, ids, vec.name)
     hash_col = "hash" if "hash" in table.spec.sa_table.c and not info else None
     rows_needed: dict[Any, dict[str, Any]] | None = None
     same_hash: dict[Any, list[int]] = {}
-    if info:
+    if info and exact:
         for key, si in info.items():
             h = getattr(si, "hash", None) if not isinstance(si, Mapping) else si.get("hash")
             if h and key in index_of:
@@ -567,13 +576,15 @@ def find_duplicates(
         keep_pos = _pick_keeper(keeper, comp, group_ids, rows, info)
         perm = [keep_pos] + [p for p in range(len(comp)) if p != keep_pos]
         sub = sub[perm]
-        to_keeper = np.maximum(0.0, 1.0 - sub @ sub[0]).astype(float)
-        to_keeper[0] = 0.0
         pairwise = None
         if len(comp) <= MAX_PAIRWISE:
-            pw = np.maximum(0.0, 1.0 - sub @ sub.T)
+            pw = np.maximum(0.0, 1.0 - sub @ sub.T).astype(np.float64)
             np.fill_diagonal(pw, 0.0)
-            pairwise = pw.astype(float).tolist()
+            pairwise = pw.tolist()
+            to_keeper = pw[0].copy()
+        else:
+            to_keeper = np.maximum(0.0, 1.0 - sub @ sub[0]).astype(np.float64)
+            to_keeper[0] = 0.0
         identical_vectors = bool(to_keeper.max() <= EXACT_DISTANCE)
         exact_group = (None not in hashes and len(hashes) == 1) or (not same_hash and identical_vectors)
         groups.append(

@@ -149,8 +149,13 @@ class Search:
         table = self._table
         vec = table.vector_field(self._column)
         metric = self._metric or vec.distance_metric
-        query = self.query_vector()
         engine = table.client.engine
+        loading = engine.prefetch(table.spec, vec.name) if self._kind != "vector" else None
+        try:
+            query = self.query_vector()
+        finally:
+            if loading is not None:
+                loading.join()
         where = compile_filter(self._filters, table.spec.sa_table, json_contains=engine.json_contains)
         columns = self._columns or [
             c for c in table.spec.sa_table.columns.keys() if c not in table.spec.vectors

@@ -571,6 +571,12 @@ class Table:
         with self._client._conn(write=False) as conn:
             return self._client.engine.has_vector_index(conn, self._spec, vec.name)
 
+    def find_duplicates(self, **options: Any) -> list[Any]:
+        """Exact and near-duplicate groups with a suggested keeper; see :func:`lookalike.duplicates.find_duplicates`."""
+        from lookalike.duplicates import find_duplicates
+
+        return find_duplicates(self, **options)
+
 
 # ---------------------------------------------------------------------- helpers
 

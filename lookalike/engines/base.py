@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -206,6 +207,10 @@ class Engine(ABC):
         self, conn: Connection, spec: TableSpec, request: SearchRequest
     ) -> list[dict[str, Any]]:
         """Top-``limit`` rows by distance; each dict has the columns plus ``_distance``."""
+
+    def prefetch(self, spec: TableSpec, column: str) -> threading.Thread | None:
+        """Start loading what a search of ``column`` needs, in the background (or return None)."""
+        return None
 
     def create_vector_index(
         self, conn: Connection, spec: TableSpec, column: str, metric: str, params: dict[str, Any]

@@ -42,6 +42,7 @@ _KEEP_CHANGES = 20_000  # log entries kept after a prune
 _PRUNE_AT = 100_000  # prune when the log holds more than this
 _FULL_RELOAD_TOUCHED = 50_000  # past this many changed rows, reloading everything is cheaper
 BUSY_TIMEOUT_S = 30.0
+_LOAD_BLOCK = 8192  # rows per fetch when loading a matrix: bounded extra memory
 
 
 def sqlite_path(url: str | os.PathLike[str] | None) -> str:
@@ -283,10 +284,24 @@ class SQLiteEngine(Engine):
         self._drop_caches()
 
     def _load_all(self, cur: Any, spec: TableSpec, column: str) -> tuple[np.ndarray, np.ndarray]:
+        """Every vector of the column, read in blocks straight into one preallocated matrix."""
         dims = spec.vectors[column].dimensions
         t, c = self.quote(spec.name), self.quote(column)
-        rows = cur.execute(f"SELECT rowid, {c} FROM {t} WHERE {c} IS NOT NULL ORDER BY rowid").fetchall()
-        return self._rows_to_arrays(rows, dims, spec.name, column)
+        bound = int(cur.execute(f"SELECT count(*) FROM {t}").fetchone()[0])  # an upper bound, cheap
+        ids = np.empty(bound, dtype=np.int64)
+        data = np.empty((bound, dims), dtype=np.float32)
+        n = 0
+        cur.execute(f"SELECT rowid, {c} FROM {t} WHERE {c} IS NOT NULL ORDER BY rowid")
+        while rows := cur.fetchmany(_LOAD_BLOCK):
+            block_ids, block = self._rows_to_arrays(rows, dims, spec.name, column)
+            m = len(block_ids)
+            if n + m > len(ids):  # rows were added since the count (cannot happen in one snapshot)
+                ids = np.resize(ids, n + m)
+                data = np.resize(data, (n + m, dims))
+            ids[n : n + m] = block_ids
+            data[n : n + m] = block
+            n += m
+        return ids[:n], data[:n]
 
     @staticmethod
     def _rows_to_arrays(rows: list[Any], dims: int, table: str, column: str) -> tuple[np.ndarray, np.ndarray]:
@@ -363,6 +378,26 @@ class SQLiteEngine(Engine):
                 return entry
         finally:
             cur.close()
+
+    def prefetch(self, spec: TableSpec, column: str) -> threading.Thread | None:
+        """Load a cold matrix in a thread while the caller embeds the query (a cold CLI search
+        otherwise pays model load and matrix load one after the other)."""
+        if self.path == ":memory:" or column not in spec.vectors:
+            return None  # one shared connection: no second reader
+        with self._caches_lock:
+            if (spec.name, column) in self._caches:
+                return None  # warm: the refresh is cheap
+
+        def load() -> None:
+            try:
+                with self.begin(write=False) as conn:
+                    self._matrix(conn, spec, column)
+            except Exception:  # the search itself will report any problem
+                pass
+
+        thread = threading.Thread(target=load, name="lookalike-prefetch", daemon=True)
+        thread.start()
+        return thread
 
     # ------------------------------------------------------------------ search
     def vector_search(

@@ -43,6 +43,8 @@ class VectorMatrix:
         """Load everything at once (ids must be sorted ascending)."""
         self._ids = np.ascontiguousarray(ids, dtype=np.int64)
         self._data = np.ascontiguousarray(data, dtype=np.float32).reshape(-1, self.dimensions)
+        if not self._data.flags.writeable:  # e.g. np.frombuffer over bytes: rows are replaced in place later
+            self._data = self._data.copy()
         self._n = len(self._ids)
         self._sq = np.einsum("ij,ij->i", self._data, self._data) if self._n else np.empty(0, np.float32)
 

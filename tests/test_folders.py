@@ -1,0 +1,178 @@
+"""Folder indexing as library calls: incremental, renames reuse vectors, deletes, stops, bad inputs."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+import lookalike
+from lookalike import ConfigurationError
+from lookalike.folders import folder_schema, index_paths, scan_paths
+from tests.toy_embedder import COLOURS, ToyEmbedder
+
+
+@pytest.fixture
+def photos(tmp_path: Path) -> Path:
+    folder = tmp_path / "photos"
+    (folder / "trip").mkdir(parents=True)
+    for i, (name, rgb) in enumerate(COLOURS.items()):
+        where = folder / "trip" if i % 2 else folder
+        Image.new("RGB", (40 + i, 30), rgb).save(where / f"{name}.png")
+    return folder
+
+
+@pytest.fixture
+def client(tmp_path: Path):
+    c = lookalike.connect(tmp_path / "index.db")
+    yield c
+    c.close()
+
+
+def _paths(client: lookalike.Client) -> set[str]:
+    return {Path(r["path"]).name for r in client.open_table("images").query().to_list()}
+
+
+def test_index_then_reindex_skips_unchanged(client: lookalike.Client, photos: Path) -> None:
+    toy = ToyEmbedder()
+    first = index_paths(client, [photos], model=toy)
+    assert (first.added, first.skipped, first.failed) == (8, 0, 0)
+    rows = client.open_table("images").query().to_list()
+    assert {r["width"] for r in rows} == set(range(40, 48)) and all(r["height"] == 30 for r in rows)
+    assert all(Path(r["path"]).is_absolute() for r in rows)
+
+    calls = dict(toy.calls)
+    again = index_paths(client, [photos], model=toy)
+    assert (again.added, again.skipped, again.removed) == (0, 8, 0)
+    assert toy.calls == calls  # nothing was read or embedded
+
+
+def test_rename_reuses_the_row_and_vector(client: lookalike.Client, photos: Path) -> None:
+    toy = ToyEmbedder()
+    index_paths(client, [photos], model=toy)
+    table = client.open_table("images")
+    before = table.query({"path": str(photos / "red.png")}).to_list()[0]
+    (photos / "red.png").rename(photos / "trip" / "crimson.png")
+    calls = dict(toy.calls)
+
+    report = index_paths(client, [photos], model=toy)
+    assert (report.reused, report.added, report.removed) == (1, 0, 0)
+    assert toy.calls == calls  # the model did not run
+    after = table.query({"path": str(photos / "trip" / "crimson.png")}).to_list()[0]
+    assert after["id"] == before["id"] and after["vec"] == before["vec"]
+    assert table.rows() == 8
+
+
+def test_deleted_and_changed_files(client: lookalike.Client, photos: Path) -> None:
+    toy = ToyEmbedder()
+    index_paths(client, [photos], model=toy)
+    (photos / "blue.png").unlink()
+    Image.new("RGB", (64, 64), COLOURS["green"]).save(photos / "red.png")  # new content, same name
+    later = time.time() + 5
+    os.utime(photos / "red.png", (later, later))
+
+    report = index_paths(client, [photos], model=toy)
+    assert (report.removed, report.updated, report.skipped) == (1, 1, 6)
+    table = client.open_table("images")
+    assert "blue.png" not in _paths(client)
+    red = table.query({"path": str(photos / "red.png")}).to_list()[0]
+    assert (red["width"], red["height"]) == (64, 64)
+    green = table.query({"path": str(photos / "trip" / "green.png")}).to_list()[0]
+    assert red["vec"] == pytest.approx(green["vec"], abs=1e-6)  # re-embedded from the new pixels
+
+
+def test_only_rows_under_the_indexed_paths_are_removed(client: lookalike.Client, photos: Path) -> None:
+    toy = ToyEmbedder()
+    index_paths(client, [photos], model=toy)
+    # indexing only the sub-folder must not drop the rows of the folder above it
+    report = index_paths(client, [photos / "trip"], model=toy)
+    assert report.removed == 0 and client.open_table("images").rows() == 8
+
+
+def test_unreadable_folder_keeps_its_rows(
+    client: lookalike.Client, photos: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    toy = ToyEmbedder()
+    index_paths(client, [photos], model=toy)
+    real_scandir = os.scandir
+
+    def scandir(path):  # as root, chmod can't make a folder unreadable: simulate the error
+        if Path(path) == photos / "trip":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    report = index_paths(client, [photos], model=toy)
+    assert report.removed == 0 and client.open_table("images").rows() == 8
+    assert [f.path for f in report.failures] == [str(photos / "trip")]
+    assert "Permission denied" in report.failures[0].error
+
+
+def test_corrupt_image_is_reported_and_the_rest_indexed(client: lookalike.Client, photos: Path) -> None:
+    (photos / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 definitely not a jpeg")
+    report = index_paths(client, [photos], model=ToyEmbedder())
+    assert report.added == 8
+    assert [Path(f.path).name for f in report.failures] == ["broken.jpg"]
+
+
+def test_exclude_and_non_recursive(photos: Path) -> None:
+    (photos / ".thumbnails").mkdir()
+    Image.new("RGB", (8, 8)).save(photos / ".thumbnails" / "t.png")
+    (photos / "notes.txt").write_text("not an image")
+    names = lambda found: sorted(Path(f.path).name for f in found)  # noqa: E731
+    everything, _, _ = scan_paths([photos])
+    assert len(everything) == 8  # hidden folders and non-images are skipped
+    top, _, _ = scan_paths([photos], recursive=False)
+    assert names(top) == ["black.png", "blue.png", "red.png", "yellow.png"]
+    no_trip, _, _ = scan_paths([photos], exclude=(".*", "trip"))
+    assert names(no_trip) == names(top)
+    no_red, _, _ = scan_paths([photos], exclude=(".*", "red.*"))  # exclude replaces the default
+    assert "red.png" not in names(no_red) and len(no_red) == 7
+
+
+def test_should_stop_keeps_committed_chunks(client: lookalike.Client, photos: Path) -> None:
+    toy = ToyEmbedder()
+    chunks = []
+    report = index_paths(
+        client,
+        [photos],
+        model=toy,
+        chunk_size=3,
+        on_progress=lambda r: chunks.append(r.done),
+        should_stop=lambda: len(chunks) >= 2,  # stop after the first chunk
+    )
+    assert report.stopped and report.added == 3 and report.total == 8
+    assert client.open_table("images").rows() == 3
+    rest = index_paths(client, [photos], model=toy)
+    assert (rest.added, rest.skipped) == (5, 3)
+
+
+def test_bad_inputs(client: lookalike.Client, photos: Path, tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="no such file or folder"):
+        index_paths(client, [tmp_path / "missing"], model=ToyEmbedder())
+    urls = tmp_path / "urls.txt"
+    urls.write_text("https://example.com/a.jpg\nnot a url\n")
+    with pytest.raises(ConfigurationError, match="not an http"):
+        index_paths(client, [photos], model=ToyEmbedder(), urls_file=urls)
+    index_paths(client, [photos], model=ToyEmbedder())
+    with pytest.raises(ConfigurationError, match="indexed with"):
+        index_paths(client, [photos], model=ToyEmbedder(dimensions=8))
+
+
+def test_folder_schema_columns() -> None:
+    model = folder_schema(ToyEmbedder(), "pics")
+    assert model.__tablename__ == "pics"
+    assert list(model.__table__.columns.keys()) == [
+        "id",
+        "path",
+        "size",
+        "mtime",
+        "width",
+        "height",
+        "added_at",
+        "vec",
+    ]
+    assert model.__table__.c.path.unique
