@@ -42,6 +42,7 @@ _KEEP_CHANGES = 20_000  # log entries kept after a prune
 _PRUNE_AT = 100_000  # prune when the log holds more than this
 _FULL_RELOAD_TOUCHED = 50_000  # past this many changed rows, reloading everything is cheaper
 BUSY_TIMEOUT_S = 30.0
+MMAP_BYTES = 1 << 34  # reads of big tables go through the page cache without copies (SQLite caps it)
 _LOAD_BLOCK = 8192  # rows per fetch when loading a matrix: bounded extra memory
 
 
@@ -120,6 +121,7 @@ class SQLiteEngine(Engine):
             if not memory:
                 cur.execute("PRAGMA journal_mode=WAL")
                 cur.execute("PRAGMA synchronous=NORMAL")
+                cur.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
             cur.close()
 
         @event.listens_for(sa_engine, "begin")
