@@ -22,6 +22,7 @@ class VectorMatrix:
         self._data = np.empty((0, dimensions), dtype=np.float32)
         self._sq = np.empty(0, dtype=np.float32)
         self._n = 0
+        self._version = 0  # bumped on every change (caches derived from the rows check it)
 
     # ------------------------------------------------------------------ contents
     def __len__(self) -> int:
@@ -46,6 +47,7 @@ class VectorMatrix:
         if not self._data.flags.writeable:  # e.g. np.frombuffer over bytes: rows are replaced in place later
             self._data = self._data.copy()
         self._n = len(self._ids)
+        self._version += 1
         self._sq = np.einsum("ij,ij->i", self._data, self._data) if self._n else np.empty(0, np.float32)
 
     def _reserve(self, extra: int) -> None:
@@ -76,6 +78,7 @@ class VectorMatrix:
             if len(cur)
             else np.zeros(len(ids), bool)
         )
+        self._version += 1
         if found.any():
             p = pos[found]
             self._data[p] = data[found]
@@ -116,6 +119,15 @@ class VectorMatrix:
         pos = np.minimum(pos, len(cur) - 1)
         return pos[cur[pos] == ids]
 
+    def _inverse_norms(self) -> np.ndarray:
+        """1/‖row‖ (0 for zero rows), cached until the rows change."""
+        inv = self.__dict__.get("_inv")
+        if inv is None or len(inv) != self._n or self.__dict__.get("_inv_version") != self._version:
+            norms = np.sqrt(self._sq[: self._n])
+            inv = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0).astype(np.float32)
+            self._inv, self._inv_version = inv, self._version
+        return inv
+
     # ------------------------------------------------------------------ search
     def distances(self, query: np.ndarray, metric: str, positions: np.ndarray | None = None) -> np.ndarray:
         """Distances from ``query`` to every row (or the rows at ``positions``)."""
@@ -133,10 +145,10 @@ class VectorMatrix:
         sq = self._sq[: self._n] if positions is None else self._sq[positions]
         if metric == "cosine":
             qn = float(np.sqrt(q @ q))
-            norms = np.sqrt(sq)
-            denom = norms * (qn if qn > 0 else 1.0)
-            denom[denom == 0] = 1.0
-            return 1.0 - dots / denom
+            inv = self._inverse_norms() if positions is None else self._inverse_norms()[positions]
+            dots *= inv  # in place on the fresh mat-vec result: two passes instead of five
+            dots *= 1.0 / qn if qn > 0 else 1.0
+            return np.subtract(1.0, dots, out=dots)
         if metric == "l2":
             d2 = sq - 2.0 * dots + float(q @ q)
             np.maximum(d2, 0.0, out=d2)
