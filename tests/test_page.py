@@ -36,6 +36,8 @@ CHROMIUM_ARGS = [
 ]
 
 if not Path(CHROMIUM).exists():
+    if os.environ.get("LOOKALIKE_REQUIRE_CHROMIUM"):  # CI: the page must be tested, not skipped
+        raise RuntimeError(f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
     pytest.skip(f"Chromium not found at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
 
 
