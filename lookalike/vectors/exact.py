@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 _L1_CHUNK = 16_384  # rows per block for L1, which needs an (n, d) temporary
+_ARGMIN_K = 32  # up to this k, top-k is k argmin passes instead of an argpartition
 
 
 class VectorMatrix:
@@ -193,6 +194,17 @@ class VectorMatrix:
             idx_space = sel if positions is None else positions[sel]
         if not len(dist):
             return np.empty(0, np.int64), np.empty(0, np.float32)
+        if k <= _ARGMIN_K and len(dist) > 8 * k:
+            # a few SIMD argmin passes beat argpartition by ~10× for small k; ties go to the lower
+            # position, like the sort below. `dist` is our own array, so it may be overwritten.
+            part = np.empty(k, dtype=np.int64)
+            best = np.empty(k, dtype=dist.dtype)
+            for j in range(k):
+                i = int(np.argmin(dist))
+                part[j], best[j] = i, dist[i]
+                dist[i] = np.inf
+            rows = part if idx_space is None else idx_space[part]
+            return self.ids[rows], best
         if k < len(dist):
             part = np.argpartition(dist, k - 1)[:k]
         else:
