@@ -229,7 +229,7 @@ def test_empty_index_says_so(page: Any, browser: Any, tmp_path: Path) -> None:
         )
         page.click("[data-view=dupes]")
         page.wait_for_function(
-            "document.querySelector('#dupes-message').textContent.includes('No duplicates')"
+            "() => document.querySelector('#dupes-message').textContent.includes('No duplicates')"
         )
     empty.client.close()
 
