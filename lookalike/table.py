@@ -408,7 +408,9 @@ class Table:
                 keep.append(i)
                 kept_live.append(k)
         to_write = [rows[i] for i in keep]
-        if side:  # vectors were computed: check them too
+        # computed vectors against the column (an embedder without declared dimensions could differ);
+        # one array check, and row by row only to name a bad one
+        if side and not self._check_vectors_bulk(to_write):  # type: ignore[arg-type]
             for i in keep:
                 self._check_vectors(rows[i], base_index + i)  # type: ignore[arg-type]
         ids = self._write(to_write, side, kept_live) if to_write else []  # type: ignore[arg-type]
