@@ -5,9 +5,11 @@ the library (``index`` → :func:`lookalike.folders.index_paths`, ``search`` →
 ``dupes`` → :func:`lookalike.duplicates.find_duplicates`, ``copy`` → ``lookalike.copy_table``,
 ``serve`` → :func:`lookalike.server.serve`).
 
-Exit codes: 0 success; 1 some items failed or the library reported an error; 2 a usage error (bad
-flag, missing path, unknown name — the library's :class:`~lookalike.ConfigurationError`); 130 stopped
-by Ctrl-C (work committed so far is kept). Errors are one line on stderr; ``--debug`` shows tracebacks.
+Exit codes: 0 success; 1 some items failed (``index``: new failures only) or the library reported an
+error; 2 a usage error (bad flag, missing path, unknown name, no index yet — the library's
+:class:`~lookalike.ConfigurationError`); 3 the model could not be set up (not downloadable, no API key,
+a missing extra: nothing was indexed); 130 stopped by Ctrl-C (work committed so far is kept). Errors
+are one line on stderr; ``--debug`` shows tracebacks.
 
 Imports are lazy so that ``lookalike search`` from a cold process loads only what it needs.
 """
@@ -24,10 +26,34 @@ from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import typer
+from typer import core as _typer_core
+
+EXIT_CODES_HELP = (
+    "Exit codes: 0 ok · 1 some items failed · 2 usage error or no index yet · "
+    "3 the model could not be set up · 130 stopped by Ctrl-C (committed work is kept)."
+)
+
+
+def _tidy_help() -> None:
+    """Keep typer from printing a type after flags and arguments (``--json <bool>``, ``<list[Path]>``).
+
+    Those read as if a flag took a value; options that do take one show their metavar instead.
+    """
+    option_type = _typer_core.TyperOption.display_type_rich
+
+    def option(self: Any, ctx: Any) -> str | None:
+        return None if self.is_flag else option_type(self, ctx)
+
+    _typer_core.TyperOption.display_type_rich = option  # type: ignore[method-assign]
+    _typer_core.TyperArgument.display_type_rich = lambda self, ctx: None  # type: ignore[method-assign]
+
+
+_tidy_help()
 
 app = typer.Typer(
     name="lookalike",
     help="Find images that look alike — by image or by words — and find duplicates.",
+    epilog=EXIT_CODES_HELP,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -37,13 +63,21 @@ models_app = typer.Typer(help="List and download embedding models.", no_args_is_
 app.add_typer(models_app, name="models")
 
 DEFAULT_DB = "lookalike.db"
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_SETUP, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 _state = {"debug": bool(os.environ.get("LOOKALIKE_DEBUG"))}
 T = TypeVar("T")
 
-DbOption = typer.Option(DEFAULT_DB, "--db", help="Database file or URL (postgresql://…, tidb://…).")
-TableOption = typer.Option("images", "--table", "-t", help="Table name.")
+DbOption = typer.Option(
+    DEFAULT_DB, "--db", metavar="FILE|URL", help="Database file or URL (postgresql://…, tidb://…)."
+)
+TableOption = typer.Option("images", "--table", "-t", metavar="NAME", help="Table name.")
+MaxPixelsOption = typer.Option(
+    None,
+    "--max-pixels",
+    metavar="N",
+    help="Refuse images over N pixels (e.g. 300M; default 178M): a guard against decompression bombs.",
+)
 JsonOption = typer.Option(False, "--json", help="Machine-readable JSON on stdout.")
 
 
@@ -59,17 +93,46 @@ def _fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     raise typer.Exit(code)
 
 
-def _call(fn: Callable[[], T]) -> T:
-    """Run a library call; turn library errors into one line and an exit code."""
-    from lookalike.errors import ConfigurationError, LookalikeError, MissingDependencyError
+def _call(fn: Callable[[], T], hint: Callable[[Exception], str] | None = None) -> T:
+    """Run a library call; turn library errors into one line and an exit code.
+
+    ``hint(exc)`` may add advice that only makes sense on the command line.
+    """
+    from lookalike.errors import ConfigurationError, LookalikeError
+    from lookalike.folders import SETUP_ERRORS
 
     try:
         return fn()
     except LookalikeError as exc:
         if _state["debug"]:
             raise
-        usage = isinstance(exc, ConfigurationError) and not isinstance(exc, MissingDependencyError)
-        _fail(str(exc), EXIT_USAGE if usage else EXIT_FAILED)
+        message = _cli_message(str(exc)) + (hint(exc) if hint is not None else "")
+        if isinstance(exc, SETUP_ERRORS):
+            _fail(message, EXIT_SETUP)
+        _fail(message, EXIT_USAGE if isinstance(exc, ConfigurationError) else EXIT_FAILED)
+
+
+def _cli_message(message: str) -> str:
+    """Library advice in command-line terms (a flag rather than a Python call)."""
+    return message.replace(
+        "(pass max_pixels= or call lookalike.images.set_max_pixels)", "(raise it with --max-pixels N)"
+    )
+
+
+def _set_max_pixels(value: str | None) -> None:
+    if value is None:
+        return
+    from lookalike.images import set_max_pixels
+
+    text = value.strip().upper().removesuffix("P")
+    scale = 1_000_000 if text.endswith("M") else 1
+    try:
+        pixels = int(float(text.removesuffix("M")) * scale)
+    except ValueError:
+        _fail(f"--max-pixels takes a number of pixels such as 300M or 300000000, not {value!r}")
+    if pixels <= 0:
+        _fail(f"--max-pixels must be positive, got {value!r}")
+    set_max_pixels(pixels)
 
 
 def _connect(db: str) -> Any:
@@ -78,8 +141,30 @@ def _connect(db: str) -> Any:
     return _call(lambda: lookalike.connect(db))
 
 
+def _local_db(db: str) -> Path | None:
+    """The file behind ``--db`` when it names a SQLite file (``None`` for server URLs)."""
+    if db.startswith("sqlite:///"):
+        return Path(db.removeprefix("sqlite:///")).expanduser()
+    if "://" in db:
+        return None
+    return Path(db).expanduser()
+
+
+def _require_index(db: str) -> None:
+    """Commands that only read must not create an empty database where there is none."""
+    path = _local_db(db)
+    if path is not None and not path.exists():
+        _fail(f"no index at {db} — run `lookalike index <folder>` first, or pass --db")
+
+
 def _open(db: str, table: str) -> Any:
+    _require_index(db)
     client = _connect(db)
+    if not _call(lambda: client.has_table(table)):
+        tables = _call(client.list_tables)
+        known = f" (tables here: {', '.join(tables)})" if tables else ""
+        client.close()
+        _fail(f"no table {table!r} in {db} — run `lookalike index <folder>` first, or pass --table{known}")
     return client, _call(lambda: client.open_table(table))
 
 
@@ -109,46 +194,78 @@ def _main(
 # ---------------------------------------------------------------------- index
 
 
-@app.command()
+class Precision(str, Enum):
+    auto = "auto"
+    int8 = "int8"
+    fp32 = "fp32"
+
+
+@app.command(epilog=EXIT_CODES_HELP)
 def index(
-    paths: list[Path] = typer.Argument(None, help="Image files or folders to index."),
+    paths: list[Path] = typer.Argument(None, metavar="PATH", help="Image files or folders to index."),
     db: str = DbOption,
     table: str = TableOption,
     model: str | None = typer.Option(
-        None, "--model", "-m", help="Embedding model (default local/clip-vit-b-32; local/<dir> works)."
+        None,
+        "--model",
+        "-m",
+        metavar="MODEL",
+        help="Embedding model: local/clip-vit-b-32 (default), another local/<name>, a folder holding "
+        "a model's files (./my-clip), or jina_ai/…",
+    ),
+    precision: Precision = typer.Option(
+        Precision.auto,
+        "--precision",
+        help="Local models: int8 (faster; vectors within cosine 0.999 of fp32 on ViT-B/32), fp32, or "
+        "auto: int8 for the known models (lookalike models list), fp32 for a folder or other repo.",
     ),
     recursive: bool = typer.Option(True, "--recursive/--no-recursive", help="Descend into sub-folders."),
+    follow_links: bool = typer.Option(
+        False, "--follow-links", help="Follow links to folders outside the folders given (like find -L)."
+    ),
     exclude: list[str] = typer.Option(
-        None, "--exclude", "-x", help="Skip files/folders matching this glob (repeatable)."
+        None, "--exclude", "-x", metavar="GLOB", help="Skip files/folders matching this glob (repeatable)."
     ),
-    urls: Path | None = typer.Option(None, "--urls", help="A file with one image URL per line."),
+    urls: Path | None = typer.Option(
+        None, "--urls", metavar="FILE", help="A file with one image URL per line."
+    ),
     errors: Path | None = typer.Option(
-        None, "--errors", help="Write the failures to this file (JSON lines)."
+        None, "--errors", metavar="FILE", help="Write the failures to this file (JSON lines)."
     ),
-    chunk_size: int = typer.Option(64, "--chunk-size", min=1, help="Files per committed chunk."),
+    retry_failed: bool = typer.Option(
+        False, "--retry-failed", help="Try again the files that failed before and haven't changed."
+    ),
+    max_pixels: str | None = MaxPixelsOption,
+    chunk_size: int = typer.Option(64, "--chunk-size", min=1, metavar="N", help="Files per committed chunk."),
     as_json: bool = JsonOption,
 ) -> None:
-    """Index image folders (incremental: unchanged files are skipped, renames reuse vectors)."""
+    """Index image folders (incremental: unchanged files are skipped, renames reuse vectors).
+
+    Files that failed before and haven't changed are counted as known failures and not tried again;
+    the exit code is 1 only for new failures.
+    """
     from lookalike.folders import DEFAULT_EXCLUDE, index_paths
 
     if not paths and urls is None:
         _fail("give at least one PATH or --urls FILE")
     for p in paths or []:
-        if not p.exists():
-            _fail(f"no such file or folder: {p}")
+        if not os.path.lexists(p):
+            _fail(f"no such file or folder: {_printable(p)}")
     if urls is not None and not urls.is_file():
         _fail(f"no such URL list: {urls}")
+    _set_max_pixels(max_pixels)
     client = _connect(db)
+    progress = _IndexProgress(enabled=not as_json)
     stop = {"requested": False}
 
     def on_sigint(_sig: int, _frame: Any) -> None:
-        if stop["requested"]:
+        # while the model loads there is nothing to keep: stop at once
+        if stop["requested"] or progress.phase == "loading model":
             raise KeyboardInterrupt
         stop["requested"] = True
-        _err("stopping after the current chunk (Ctrl-C again to abort it)…")
+        progress.note("stopping… (Ctrl-C again to abort at once)")
 
     previous = signal.signal(signal.SIGINT, on_sigint)
-    progress = _IndexProgress(enabled=not as_json)
     try:
         with progress:
             report = _call(
@@ -157,9 +274,12 @@ def index(
                     [str(p) for p in paths or []],
                     table=table,
                     model=model,
+                    precision=precision.value,
                     recursive=recursive,
+                    follow_links=follow_links,
                     exclude=(*DEFAULT_EXCLUDE, *(exclude or [])),
                     urls_file=urls,
+                    retry_failed=retry_failed,
                     on_progress=progress.update,
                     should_stop=lambda: stop["requested"],
                     chunk_size=chunk_size,
@@ -171,10 +291,11 @@ def index(
     finally:
         signal.signal(signal.SIGINT, previous)
         client.close()
-    if errors is not None and report.failures:
+    if errors is not None and (report.failures or report.known_failures):
         with open(errors, "w", encoding="utf-8") as fh:
-            for f in report.failures:
-                fh.write(json.dumps({"path": f.path, "error": f.error}) + "\n")
+            for known, items in ((False, report.failures), (True, report.known_failures)):
+                for f in items:
+                    fh.write(json.dumps({"path": f.path, "error": f.error, "known": known}) + "\n")
     if as_json:
         _print_json(report.to_dict())
     else:
@@ -184,50 +305,82 @@ def index(
     raise typer.Exit(EXIT_FAILED if report.failures else EXIT_OK)
 
 
-class _IndexProgress:
-    """A rich progress bar on stderr (counts, rate, ETA) while there is a terminal to draw on."""
+def _printable(path: Any) -> str:
+    """A path as text a terminal can print (names that aren't UTF-8 get replacement characters)."""
+    from lookalike.paths import to_text
 
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled and sys.stderr.isatty()
+    return to_text(os.fspath(path))
+
+
+class _IndexProgress:
+    """What ``index`` is doing, on stderr while there is a terminal: model, walk, then a progress bar.
+
+    The rate is the average since indexing began, shown once there are two seconds to average over
+    (a first reading after one cached item would claim thousands of images a second). The columns fit
+    80 characters, total included.
+    """
+
+    def __init__(self, enabled: bool, console: Any = None) -> None:
+        self.enabled = enabled and (console is not None or sys.stderr.isatty())
+        self.console = console
+        self.phase = "loading model"
         self._progress: Any = None
         self._task: Any = None
+        self._started: float | None = None
 
     def __enter__(self) -> _IndexProgress:
         if self.enabled:
             from rich.console import Console
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeRemainingColumn,
-            )
+            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
             self._progress = Progress(
-                TextColumn("[bold]indexing"),
-                BarColumn(),
-                MofNCompleteColumn(),
+                TextColumn("{task.description}"),
+                BarColumn(bar_width=16),
+                TextColumn("{task.fields[count]}"),
                 TextColumn("{task.fields[rate]}"),
                 TimeRemainingColumn(),
-                TextColumn("{task.fields[counts]}"),
-                console=Console(stderr=True),
+                TextColumn("{task.fields[failed]}"),
+                console=self.console or Console(stderr=True),
+                transient=False,
             )
             self._progress.__enter__()
-            self._task = self._progress.add_task("index", total=None, rate="", counts="")
+            self._task = self._progress.add_task("loading model", total=None, count="", rate="", failed="")
         return self
 
+    def note(self, message: str) -> None:
+        """A line above the bar (or on stderr)."""
+        if self._progress is not None:
+            self._progress.console.print(message)
+        else:
+            _err(message)
+
     def update(self, report: Any) -> None:
+        self.phase = report.phase
         if self._progress is None:
             return
-        task = self._progress.tasks[0]
-        speed = task.speed
-        self._progress.update(
-            self._task,
-            total=report.total or None,
-            completed=report.done,
-            rate=f"{speed:.1f} img/s" if speed else "",
-            counts=f"added {report.added} · skipped {report.skipped} · failed {report.failed}",
-        )
+        import time
+
+        fields: dict[str, Any] = {"count": "", "rate": "", "failed": ""}
+        if report.phase == "scanning":
+            description, total, completed = "scanning", None, 0
+            fields["count"] = f"{report.found:,} files"
+        elif report.phase == "checking":
+            description, total, completed = "checking", None, 0
+            fields["count"] = f"{report.found:,} files"
+        elif report.phase == "indexing":
+            description, total, completed = "indexing", report.total or 1, report.done
+            fields["count"] = f"{report.done:,}/{report.total:,}"
+            now = time.monotonic()
+            if self._started is None:
+                self._started = now
+            elapsed = now - self._started
+            if elapsed >= 2.0 and report.done:
+                fields["rate"] = f"{report.done / elapsed:.1f} img/s"
+            if report.failed:
+                fields["failed"] = f"{report.failed} failed"
+        else:
+            description, total, completed = report.phase, None, 0
+        self._progress.update(self._task, description=description, total=total, completed=completed, **fields)
 
     def __exit__(self, *exc: Any) -> None:
         if self._progress is not None:
@@ -244,12 +397,20 @@ def _print_index_summary(report: Any) -> None:
         f"{report.failed} failed",
     ]
     print(f"{report.table}: " + ", ".join(parts) + f" in {report.seconds:.1f} s")
+    if report.skipped_entries:
+        print(report.skipped_entries)
+    if report.known_failures:
+        n = len(report.known_failures)
+        print(
+            f"{n} known failure{'s' if n != 1 else ''} (unchanged since they failed; --retry-failed "
+            "tries them again)"
+        )
     if report.stopped:
         print("stopped early: the chunks committed so far are kept; run the command again to finish")
     if report.failures:
         print(f"failures ({report.failed}):", file=sys.stderr)
         for f in report.failures[:20]:
-            print(f"  {f.path}: {f.error}", file=sys.stderr)
+            print(f"  {f.path}: {_cli_message(f.error)}", file=sys.stderr)
         if report.failed > 20:
             print(f"  … and {report.failed - 20} more (use --errors FILE)", file=sys.stderr)
 
@@ -259,37 +420,51 @@ def _print_index_summary(report: Any) -> None:
 
 @app.command()
 def search(
-    query: str = typer.Argument(..., help="Words, an image path or an image URL."),
+    query: str = typer.Argument(..., metavar="QUERY", help="Words, an image path or an image URL."),
     db: str = DbOption,
     table: str = TableOption,
-    limit: int = typer.Option(10, "--limit", "-n", min=1, help="How many results."),
+    limit: int = typer.Option(10, "--limit", "-n", min=1, metavar="N", help="How many results."),
     filter: str | None = typer.Option(
-        None, "--filter", help='A JSON filter, e.g. \'{"width": {"$gt": 1000}}\'.'
+        None,
+        "--filter",
+        metavar="JSON",
+        help='Keep rows matching a JSON object, e.g. \'{"width": {"$gt": 1000}}\'.',
+    ),
+    where: str | None = typer.Option(
+        None, "--where", metavar="SQL", help="Keep rows matching an SQL condition, e.g. 'width > 1000'."
     ),
     as_json: bool = JsonOption,
     text: bool = typer.Option(False, "--text", help="Treat QUERY as words, even if it looks like a path."),
     image: bool = typer.Option(False, "--image", help="Treat QUERY as an image path or URL."),
+    max_pixels: str | None = MaxPixelsOption,
 ) -> None:
     """Search by words or by example image; shows rank, score and path."""
     if text and image:
         _fail("--text and --image exclude each other")
-    filters = None
+    if filter is not None and where is not None:
+        _fail("--filter and --where exclude each other: write the whole condition in one of them")
+    condition: Any = where
     if filter is not None:
         try:
-            filters = json.loads(filter)
+            parsed = json.loads(filter)
         except json.JSONDecodeError as exc:
             _fail(f"--filter is not valid JSON: {exc.msg} at character {exc.pos}")
+        if not isinstance(parsed, dict):
+            # a JSON string would reach the library as raw SQL: that is what --where is for
+            _fail('--filter takes a JSON object such as \'{"width": {"$gt": 1000}}\'; use --where for SQL')
+        condition = parsed
+    _set_max_pixels(max_pixels)
     client, tbl = _open(db, table)
     if text:
         builder = _call(lambda: tbl.search(text=query))
     elif image:
         builder = _call(lambda: tbl.search(image=query))
     else:
-        builder = _call(lambda: tbl.search(query))
+        builder = _call(lambda: tbl.search(query), hint=lambda exc: _words_hint(exc, query))
     builder = _call(lambda: builder.limit(limit))
-    if filters is not None:
-        builder = _call(lambda: builder.filter(filters))
-    hits = _call(builder.to_list)
+    if condition is not None:
+        builder = _call(lambda: builder.filter(condition))
+    hits = _call(builder.to_list, hint=lambda exc: _words_hint(exc, query) if not image else "")
     client.close()
     label = _label_column(tbl)
     if as_json:
@@ -305,6 +480,13 @@ def search(
         return
     for i, h in enumerate(hits, 1):
         print(f"{i:>3}  {h['_score']:.4f}  {h.get(label, h.get(tbl.primary_key))}")
+
+
+def _words_hint(exc: Exception, query: str) -> str:
+    """A query read as a missing file may have been meant as words."""
+    if "no such file" in str(exc):
+        return f"; to search for the words {query!r}, add --text"
+    return ""
 
 
 def _public(row: dict[str, Any]) -> dict[str, Any]:
@@ -343,9 +525,17 @@ def dupes(
     limit: int | None = typer.Option(None, "--limit", "-n", min=1, help="At most this many groups."),
     keeper: Keeper = typer.Option(Keeper.largest, "--keeper", help="Which member to suggest keeping."),
     exhaustive: bool = typer.Option(False, "--exhaustive", help="Compare every pair (exact, slower)."),
+    similar: bool = typer.Option(
+        False, "--similar", help="Also show similar shots (same scene, another shot), not only copies."
+    ),
     as_json: bool = JsonOption,
 ) -> None:
-    """Group exact and near-duplicate images and suggest one to keep. Nothing is deleted."""
+    """Group copies of the same picture, say how each differs, and suggest one to keep. Nothing is deleted.
+
+    Each group shows its kind (identical files, same picture, similar) and diameter (the largest
+    distance between any two members); each member its match to the kept one and what changed
+    (resized, re-encoded, cropped, mirrored, format change, brighter/darker), then its folder.
+    """
     from lookalike.duplicates import find_duplicates
 
     client, tbl = _open(db, table)
@@ -356,6 +546,7 @@ def dupes(
             limit=limit,
             keeper=keeper.value,
             exhaustive=True if exhaustive else None,
+            similar=similar,
         )
     )
     client.close()
@@ -363,15 +554,28 @@ def dupes(
         _print_json([g.to_dict() for g in groups])
         return
     label = _label_column(tbl)
+
+    def where(value: Any) -> tuple[str, str]:
+        # name and folder apart: which copy lives in which folder is what a person decides on
+        text = str(value)
+        if "/" in text.replace(os.sep, "/") and "://" not in text:
+            folder, name = os.path.split(text)
+            return name, f"in {folder or os.sep}"
+        return text, ""
+
     for n, g in enumerate(groups, 1):
-        kind = "identical files" if g.exact else f"max distance {g.max_distance:.4f}"
-        print(f"group {n}: {len(g)} images, {kind}")
-        for row, dist in zip(g.rows, g.keeper_distances):
-            size = f"  {row['width']}x{row['height']}" if row.get("width") and row.get("height") else ""
-            tag = "keep" if row.get(tbl.primary_key) == g.keeper else f"dupe d={dist:.4f}"
-            print(f"  {tag:<14} {row.get(label)}{size}")
+        kind = "identical files" if g.kind == "identical file" else g.kind
+        print(f"group {n}: {kind}, {len(g)} images, diameter {g.diameter:.4f}")
+        tags = ["keep"] + [f"{m} ({d})" if d else m for m, d in zip(g.labels[1:], g.details[1:])]
+        width = max(len(t) for t in tags)
+        for row, dist, tag in zip(g.rows, g.keeper_distances, tags):
+            size = f"{row['width']}x{row['height']}" if row.get("width") and row.get("height") else ""
+            name, folder = where(row.get(label))
+            dist_text = f"d={dist:.4f}" if tag != "keep" else ""
+            print(f"  {tag:<{width}}  {dist_text:<8}  {name}  {size}  {folder}".rstrip())
     extra = sum(len(g) - 1 for g in groups)
-    print(f"{len(groups)} groups, {extra} duplicates (nothing was deleted)", file=sys.stderr)
+    noun = "duplicates or similar shots" if similar else "duplicates"
+    print(f"{len(groups)} groups, {extra} {noun} (nothing was deleted)", file=sys.stderr)
 
 
 # ---------------------------------------------------------------------- info / models / copy / serve
@@ -380,6 +584,7 @@ def dupes(
 @app.command()
 def info(db: str = DbOption, as_json: bool = JsonOption) -> None:
     """Tables, row counts, models and the engine of a database."""
+    _require_index(db)
     client = _connect(db)
     out: dict[str, Any] = {"database": db, "engine": client.engine.name, "tables": []}
     for name in _call(client.list_tables):
@@ -427,14 +632,17 @@ def _model_name(embed: Any) -> str | None:
 @models_app.command("list")
 def models_list(as_json: bool = JsonOption) -> None:
     """Models known by a short name (any Hugging Face repo id or local directory works too)."""
-    from lookalike.embeddings.model_files import list_models
+    from lookalike.embeddings.model_files import downloaded, list_models
 
-    models = [m.as_dict() for m in list_models()]
+    models = [{**m.as_dict(), "downloaded": downloaded(m.alias)} for m in list_models()]
     if as_json:
         _print_json(models)
         return
     for m in models:
-        print(f"local/{m['name']:<18} {m['dimensions']:>4}-d  {m['license']:<10} {m['description']}")
+        have = ", ".join(f"{p} {size / 1e6:,.0f} MB" for p, size in m["downloaded"].items())
+        state = f"downloaded ({have})" if have else "not downloaded"
+        print(f"local/{m['name']:<18} {m['dimensions']:>4}-d  {m['license']:<10} {state}")
+        print(f"    {m['description']}")
 
 
 @models_app.command("download")
@@ -488,12 +696,16 @@ def serve(
         False, "--allow-private-urls", help="Let searches fetch URLs on private networks."
     ),
     model: str | None = typer.Option(None, "--model", "-m", help="Replace the table's stored model."),
+    max_pixels: str | None = MaxPixelsOption,
 ) -> None:
     """Serve the web page and API over a table."""
     try:
         from lookalike.server import serve as run_server
     except ImportError as exc:
-        _fail(f"the web server needs extra packages: pip install 'lookalike[server]' ({exc})", EXIT_FAILED)
+        _fail(f"the web server needs extra packages: pip install 'lookalike[server]' ({exc})", EXIT_SETUP)
+    client, _ = _open(db, table)  # no index yet: say so, and make no empty database
+    client.close()
+    _set_max_pixels(max_pixels)
     _call(
         lambda: run_server(
             db=db,

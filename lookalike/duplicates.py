@@ -1,28 +1,45 @@
-"""Finding duplicates: exact copies by content hash, near-copies by vector distance.
+"""Finding duplicates: groups of copies a person can trust, each with the reason it is a group.
 
 ::
 
     groups = table.find_duplicates()            # or lookalike.duplicates.find_duplicates(table)
     for g in groups:
-        print(g.keeper, "keep;", [m for m in g.ids if m != g.keeper], "are copies")
+        print(g.kind, g.diameter, g.keeper, "keep;", list(zip(g.duplicates, g.labels[1:])))
 
 How it works, and why it scales:
 
-1. **Exact duplicates** come from the content hashes recorded at ingest (``table.source_info()``),
-   or a ``hash`` column when the table has one. Without either, identical vectors count as exact.
-2. **Near-duplicates** (resized, re-encoded, lightly cropped or recoloured copies) come from a
-   k-nearest-neighbour graph of the normalised vectors, keeping only edges within ``threshold``
-   (cosine distance), built with blocked matrix products and top-k per row by argpartition. Up to
-   :data:`EXHAUSTIVE_MAX` vectors every pair is compared (exact). Above, vectors are split into cells
-   of ~64 around k-means centroids and each vector meets only the members of its
-   :data:`DEFAULT_PROBE` nearest cells — sub-quadratic, and approximate: near-copies sit far closer
-   together than a cell is wide, so they share a probed cell (benchmarks/dupes.py recovers every
-   planted duplicate at 100k vectors), but a pair right at the threshold can be missed. Pass
-   ``exhaustive=True`` for the exact quadratic scan. (A triangle-inequality-pruned exact variant was
-   tried: in 512 dimensions cell radii are as large as the gaps between cells, so it pruned little.)
-3. **Groups** are the connected components of exact + near edges (union-find), so A~B and B~C put A,
-   B and C in one group. Each group lists its members, their pairwise distances, and a suggested
-   keeper. Nothing is deleted.
+1. **Candidates** come from a k-nearest-neighbour graph of the normalised vectors, keeping only edges
+   within ``threshold`` (cosine distance), built with blocked matrix products and top-k per row by
+   argpartition (:func:`knn_edges`). Up to :data:`EXHAUSTIVE_MAX` vectors every pair is compared
+   (exact). Above, vectors are split into cells of ~64 around k-means centroids and each vector meets
+   only the members of its :data:`DEFAULT_PROBE` nearest cells — sub-quadratic, and approximate:
+   near-copies sit far closer together than a cell is wide, so they share a probed cell
+   (benchmarks/dupes.py recovers every planted duplicate at 100k vectors), but a pair right at the
+   threshold can be missed. Pass ``exhaustive=True`` for the exact quadratic scan. Files with the same
+   content hash (recorded at ingest, or a ``hash`` column) are joined too.
+2. **Groups never chain.** Connected components of that graph would put A, B and C together when
+   A~B and B~C although A and C are far apart (one user's collection made a 277-image "group" whose
+   farthest pair was 0.18 apart at threshold 0.03). Each component is instead split into groups whose
+   **diameter** (largest pairwise distance) is at most ``threshold``: greedy, seed-centred, every
+   newcomer checked against every member (:func:`~lookalike.knn_graph.split_by_diameter`). Each
+   group reports its ``diameter``.
+3. **Pixels confirm.** Every member is decoded small (JPEG draft scaling) and compared with the
+   keeper by :func:`lookalike.images.compare.compare_prints`, which labels it ``"identical file"``
+   (same bytes), ``"same picture"`` (re-encoded, resized, format change, small crop, mirrored, tone
+   change: ``details`` says which where it can tell) or ``"similar"`` (the pixels disagree: another
+   shot of the same scene, e.g. a burst).
+4. **Groups are sets of copies.** A vector group's members are split into sets of the same picture,
+   each headed by the member the keeper policy prefers (``"largest"``: most pixels, then biggest
+   file), which is the set's keeper; each set of two or more is returned as a group, so a burst of
+   shots that each have copies gives one group per shot, and a bigger but different shot never
+   displaces the original of a picture. With ``similar=True`` the shots that are no one's copy are
+   added, labelled ``"similar"``, to the largest set's group (or make a group of their own).
+
+**Without pixels** (a table of URLs, of vectors with no source, or a file that is missing or
+unreadable) a pair is labelled from what is known: the same content hash → ``"identical file"``;
+otherwise ``"same picture"`` with the detail ``"vectors only (…)"`` — the threshold is then the only
+evidence, as before pixels were checked; identical vectors with no hash recorded count as an
+identical file (detail ``"identical vectors"``). URLs are never fetched by a duplicate scan.
 
 Thresholds are cosine distances (``1 - cosine similarity``). :data:`DEFAULT_THRESHOLDS` holds one per
 model with :data:`GENERIC_THRESHOLD` as the fallback; pass ``threshold=`` to override.
@@ -31,7 +48,9 @@ model with :data:`GENERIC_THRESHOLD` as the fallback; pass ``threshold=`` to ove
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -39,21 +58,49 @@ import numpy as np
 import sqlalchemy as sa
 
 from lookalike.errors import ConfigurationError
+from lookalike.knn_graph import (
+    DEFAULT_K,
+    DEFAULT_PROBE,
+    EXACT_DISTANCE,
+    EXHAUSTIVE_MAX,
+    all_pairs_groups,
+    diameter_groups,
+    groups_as_indices,
+    knn_edges,
+)
 
 if TYPE_CHECKING:
+    from lookalike.images.compare import Match, PixelPrint
     from lookalike.table import Table
 
 __all__ = [
+    "DEFAULT_K",
+    "DEFAULT_PROBE",
     "DEFAULT_THRESHOLDS",
+    "EXACT_DISTANCE",
+    "EXHAUSTIVE_MAX",
     "GENERIC_THRESHOLD",
+    "IDENTICAL_FILE",
     "KEEPER_POLICIES",
+    "KINDS",
+    "SAME_PICTURE",
+    "SIMILAR",
     "DuplicateGroup",
     "all_pairs_groups",
     "default_threshold",
+    "diameter_groups",
     "find_duplicates",
     "groups_as_indices",
     "knn_edges",
 ]
+
+IDENTICAL_FILE = "identical file"
+SAME_PICTURE = "same picture"
+SIMILAR = "similar"
+KINDS = (IDENTICAL_FILE, SAME_PICTURE, SIMILAR)
+"""Member labels and group kinds, strongest first (a group's kind is its weakest member's label)."""
+
+KEEPER = "keeper"  # the keeper's own entry in DuplicateGroup.labels
 
 GENERIC_THRESHOLD = 0.03
 """Fallback threshold (cosine distance) for models without a measured default.
@@ -89,34 +136,23 @@ It is a default, not a truth: pass ``threshold=`` (``lookalike dupes --threshold
 collection. SigLIP models use :data:`GENERIC_THRESHOLD` until measured with trained weights.
 """
 
-EXACT_DISTANCE = 1e-6
-"""Vectors at most this far apart count as identical (exact duplicates when no hash is recorded)."""
-
-DEFAULT_K = 16
-"""Neighbours kept per item in the kNN graph; groups still grow past it through transitivity."""
-
 MAX_PAIRWISE = 256
-"""Groups larger than this report distances to the keeper only (a sign the threshold is too loose)."""
+"""Groups larger than this report distances to the keeper only."""
 
-EXHAUSTIVE_MAX = 10_000
-"""Up to this many vectors the kNN graph is exhaustive (exact); above, cell-probing (see module doc)."""
-
-DEFAULT_PROBE = 4
-"""Cells each vector is compared against above :data:`EXHAUSTIVE_MAX` vectors."""
-
-_BLOCK = 1024  # query rows per matrix product
-_CELL_SIZE = 64  # target vectors per cell
-_KMEANS_ITERS = 4
+_CHUNK = 64  # vector groups whose pictures are read at once (a limit stops the reading early)
 
 
 @dataclass
 class DuplicateGroup:
-    """Items that are copies of one another.
+    """Items that are copies of one another (or, with ``similar=True``, shots of one scene).
 
     ``ids`` are the members' primary keys, keeper first; ``rows`` their non-vector columns (same
-    order); ``distances[i][j]`` the cosine distance between members ``i`` and ``j`` (``None`` for groups
-    over :data:`MAX_PAIRWISE` members, see ``keeper_distances``); ``exact`` is True when every member
-    has the same content (hash, or identical vectors when no hash is recorded).
+    order); ``labels[i]`` how member ``i`` relates to the keeper (``"keeper"`` for the keeper itself,
+    else one of :data:`KINDS`) and ``details[i]`` what changed (``"resized, format change"``; empty when
+    unknown); ``kind`` the weakest label; ``diameter`` the largest cosine distance between any two
+    members (at most the threshold); ``distances[i][j]`` the pairwise distances (``None`` over
+    :data:`MAX_PAIRWISE` members, see ``keeper_distances``); ``exact`` is True when every member is an
+    identical file.
     """
 
     ids: list[Any]
@@ -126,6 +162,10 @@ class DuplicateGroup:
     keeper_distances: list[float] = field(default_factory=list)
     exact: bool = False
     reason: str = ""
+    diameter: float = 0.0
+    kind: str = SAME_PICTURE
+    labels: list[str] = field(default_factory=list)
+    details: list[str] = field(default_factory=list)
 
     @property
     def duplicates(self) -> list[Any]:
@@ -145,12 +185,19 @@ class DuplicateGroup:
         return {
             "keeper": _plain(self.keeper),
             "ids": [_plain(i) for i in self.ids],
+            "kind": self.kind,
             "exact": self.exact,
             "reason": self.reason,
+            "diameter": round(self.diameter, 6),
             "max_distance": round(self.max_distance, 6),
             "members": [
-                {**{k: _plain(v) for k, v in row.items()}, "distance_to_keeper": round(d, 6)}
-                for row, d in zip(self.rows, self.keeper_distances)
+                {
+                    **{k: _plain(v) for k, v in row.items()},
+                    "distance_to_keeper": round(d, 6),
+                    "match": label,
+                    "detail": detail,
+                }
+                for row, d, label, detail in zip(self.rows, self.keeper_distances, self.labels, self.details)
             ],
             "distances": None
             if self.distances is None
@@ -221,198 +268,6 @@ KEEPER_POLICIES: dict[str, Callable[[_Candidate], tuple[Any, ...]]] = {
     "largest_file": _by_largest_file,
 }
 """Keeper policies by name: the member sorting first is suggested as the one to keep."""
-
-
-# ---------------------------------------------------------------------- union-find
-
-
-class _UnionFind:
-    def __init__(self, n: int) -> None:
-        self.parent = np.arange(n, dtype=np.int64)
-
-    def find(self, x: int) -> int:
-        parent = self.parent
-        root = x
-        while parent[root] != root:
-            root = parent[root]
-        while parent[x] != root:  # path compression keeps later finds O(1)
-            parent[x], x = root, parent[x]
-        return int(root)
-
-    def union(self, a: int, b: int) -> None:
-        ra, rb = self.find(a), self.find(b)
-        if ra != rb:
-            # the smaller index becomes the root: deterministic groups whatever the edge order
-            if ra < rb:
-                self.parent[rb] = ra
-            else:
-                self.parent[ra] = rb
-
-    def components(self) -> dict[int, list[int]]:
-        out: dict[int, list[int]] = {}
-        for i in range(len(self.parent)):
-            out.setdefault(self.find(i), []).append(i)
-        return out
-
-
-# ---------------------------------------------------------------------- the kNN graph
-
-
-def _normalise(matrix: np.ndarray) -> np.ndarray:
-    x = np.ascontiguousarray(matrix, dtype=np.float32)
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    norms[norms == 0] = 1.0
-    return x / norms
-
-
-def _topk_edges(
-    dist: np.ndarray, rows: np.ndarray, cols: np.ndarray, threshold: float, k: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Edges (row, col, distance) within ``threshold``, at most ``k`` nearest per row."""
-    if dist.shape[1] > k:
-        part = np.argpartition(dist, k - 1, axis=1)[:, :k]
-        d = np.take_along_axis(dist, part, axis=1)
-        c = cols[part]
-    else:
-        d = dist
-        c = np.broadcast_to(cols, dist.shape)
-    r = np.broadcast_to(rows[:, None], d.shape)
-    keep = d <= threshold
-    return r[keep], c[keep], d[keep]
-
-
-def _brute_edges(x: np.ndarray, threshold: float, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    n = len(x)
-    out_r, out_c, out_d = [], [], []
-    cols = np.arange(n, dtype=np.int64)
-    for start in range(0, n, _BLOCK):
-        stop = min(n, start + _BLOCK)
-        dist = 1.0 - x[start:stop] @ x.T
-        dist[np.arange(stop - start), np.arange(start, stop)] = np.inf  # an item is not its own copy
-        r, c, d = _topk_edges(dist, np.arange(start, stop, dtype=np.int64), cols, threshold, k)
-        out_r.append(r)
-        out_c.append(c)
-        out_d.append(d)
-    return _concat(out_r, out_c, out_d)
-
-
-def _kmeans(x: np.ndarray, nlist: int, rng: np.random.Generator) -> np.ndarray:
-    """Spherical k-means on a sample; any centroids keep the search exact, good ones make it fast."""
-    sample = x[rng.choice(len(x), size=min(len(x), nlist * 4), replace=False)]
-    cent = sample[rng.choice(len(sample), size=nlist, replace=False)].copy()
-    for _ in range(_KMEANS_ITERS):
-        labels = np.argmax(sample @ cent.T, axis=1)
-        order = np.argsort(labels, kind="stable")
-        counts = np.bincount(labels, minlength=nlist)
-        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-        filled = counts > 0
-        sums = np.zeros_like(cent)
-        # reduceat over label-sorted rows: far faster than np.add.at for wide rows
-        sums[filled] = np.add.reduceat(sample[order], starts[filled], axis=0)
-        if (~filled).any():  # re-seed empty cells on random points
-            sums[~filled] = sample[rng.choice(len(sample), size=int((~filled).sum()), replace=False)]
-        cent = _normalise(sums)
-    return cent
-
-
-def _cell_edges(
-    x: np.ndarray, threshold: float, k: int, probe: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Approximate kNN edges: each vector meets the members of its ``probe`` nearest cells."""
-    n = len(x)
-    nlist = max(2, n // _CELL_SIZE)
-    cent = _kmeans(x, nlist, np.random.default_rng(0))
-    probe = min(probe, nlist)
-    near = np.empty((n, probe), dtype=np.int64)
-    for start in range(0, n, _BLOCK * 4):
-        sims = x[start : start + _BLOCK * 4] @ cent.T
-        stop = start + len(sims)
-        rows = np.arange(len(sims))
-        # a few argmax passes beat argpartition for the handful of cells probed
-        for j in range(probe):
-            best = np.argmax(sims, axis=1)
-            near[start:stop, j] = best
-            sims[rows, best] = -np.inf
-    labels = near[:, 0].copy()  # a vector's own cell is its nearest one
-    order = np.argsort(labels, kind="stable")
-    xs = x[order]
-    counts = np.bincount(labels, minlength=nlist)
-    bounds = np.concatenate([[0], np.cumsum(counts)])
-    # grouped by probed cell: each cell's members meet every vector that probes it, in one product
-    px = np.repeat(np.arange(n, dtype=np.int64), probe)
-    pc = near.ravel()
-    o = np.argsort(pc, kind="stable")
-    px, pc = px[o], pc[o]
-    c_bounds = np.searchsorted(pc, np.arange(nlist + 1))
-    out_r, out_c, out_d = [], [], []
-    for cell in np.flatnonzero(np.diff(c_bounds) * counts).tolist():
-        q = px[c_bounds[cell] : c_bounds[cell + 1]]
-        lo, hi = int(bounds[cell]), int(bounds[cell + 1])
-        dist = 1.0 - x[q] @ xs[lo:hi].T
-        rr, cc = np.nonzero(dist <= threshold)
-        rows, cols = q[rr], order[lo:hi][cc]
-        mine = rows != cols
-        out_r.append(rows[mine])
-        out_c.append(cols[mine])
-        out_d.append(dist[rr, cc][mine])
-    r, c, d = _concat(out_r, out_c, out_d)
-    # each row's k nearest, as in the exhaustive pass
-    o = np.lexsort((d, r))
-    r, c, d = r[o], c[o], d[o]
-    if not len(r):
-        return r, c, d
-    first = np.r_[0, np.flatnonzero(r[1:] != r[:-1]) + 1]
-    rank = np.arange(len(r)) - np.repeat(first, np.diff(np.r_[first, len(r)]))
-    keep = rank < k
-    return r[keep], c[keep], d[keep]
-
-
-def _concat(
-    rs: list[np.ndarray], cs: list[np.ndarray], ds: list[np.ndarray]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    if not rs:
-        return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float32)
-    return (
-        np.concatenate(rs).astype(np.int64),
-        np.concatenate(cs).astype(np.int64),
-        np.concatenate(ds).astype(np.float32),
-    )
-
-
-def knn_edges(
-    matrix: np.ndarray,
-    threshold: float,
-    *,
-    k: int = DEFAULT_K,
-    exhaustive: bool | None = None,
-    probe: int = DEFAULT_PROBE,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Pairs of rows of ``matrix`` within ``threshold`` cosine distance (each row's ``k`` nearest).
-
-    Returns ``(i, j, distance)`` arrays with ``i < j``, each pair once. ``exhaustive=True`` compares
-    every pair (blocked matrix products: exact, quadratic); ``False`` probes ``probe`` k-means cells
-    per row (sub-quadratic, approximate); ``None`` picks exhaustive up to :data:`EXHAUSTIVE_MAX` rows.
-    """
-    if k <= 0:
-        raise ConfigurationError(f"k must be positive, got {k!r}")
-    if probe <= 0:
-        raise ConfigurationError(f"probe must be positive, got {probe!r}")
-    x = _normalise(matrix)
-    if len(x) < 2:
-        return _concat([], [], [])
-    if exhaustive is None:
-        exhaustive = len(x) <= EXHAUSTIVE_MAX
-    if exhaustive:
-        r, c, d = _brute_edges(x, threshold, k)
-    else:
-        r, c, d = _cell_edges(x, threshold, k, probe)
-    d = np.maximum(d, 0.0)  # 1 - cos can come out at -1e-7
-    lo, hi = np.minimum(r, c), np.maximum(r, c)
-    if not len(lo):
-        return lo, hi, d
-    key = lo * len(x) + hi
-    _, first = np.unique(key, return_index=True)
-    return lo[first], hi[first], d[first]
 
 
 # ---------------------------------------------------------------------- loading a table's vectors
@@ -497,16 +352,22 @@ def find_duplicates(
     column: str | None = None,
     k: int = DEFAULT_K,
     exhaustive: bool | None = None,
+    similar: bool = False,
 ) -> list[DuplicateGroup]:
-    """Group the table's exact and near-duplicate images; suggest one of each group to keep.
+    """Group the table's copies of the same picture, say why each is one, and suggest one to keep.
 
-    ``threshold``: cosine distance under which two vectors are near-copies (default: the model's entry
-    in :data:`DEFAULT_THRESHOLDS`, else :data:`GENERIC_THRESHOLD`; ``0`` finds identical vectors only).
-    ``exact``: also group byte-identical files by content hash (when the table records one).
-    ``limit``: return at most this many groups. Exact groups come first, then by tightness.
+    ``threshold``: cosine distance under which two vectors are candidates, and the largest distance
+    between any two members of a group (default: the model's entry in :data:`DEFAULT_THRESHOLDS`,
+    else :data:`GENERIC_THRESHOLD`; ``0`` finds identical vectors only).
+    ``exact``: also join byte-identical files by content hash (when the table records one).
+    ``similar``: also return members that the pixel check finds only similar (another shot of the
+    scene), labelled ``"similar"``; by default they are left out and only copies are returned.
+    ``limit``: return at most this many groups: identical files first, then same pictures, each by
+    diameter (the pixel check stops once ``limit`` groups are found, so later ones are not ranked).
     ``keeper``: a policy name from :data:`KEEPER_POLICIES` (``"largest"``: most pixels, then biggest
-    file, then first inserted; ``"oldest"``, ``"newest"``, ``"smallest_file"``, ``"largest_file"``) or
-    a callable taking the group's rows and returning the keeper's id.
+    file, then first inserted; ``"oldest"``, ``"newest"``, ``"smallest_file"``, ``"largest_file"``),
+    applied within the largest set of copies (see the module docstring), or a callable taking the
+    group's rows and returning the keeper's id.
     ``column``: the vector column (needed when the table has several). ``k``: neighbours per item.
     ``exhaustive``: compare every pair (exact, quadratic); default only up to :data:`EXHAUSTIVE_MAX`
     vectors, cell-probing above (see the module docstring).
@@ -532,74 +393,306 @@ def find_duplicates(
     if n < 2:
         return []
     index_of = {key: i for i, key in enumerate(ids)}
-    uf = _UnionFind(n)
 
-    # 1. exact: same content hash
+    # content hashes: recorded at ingest, else a ``hash`` column
     info = _hashes(table, ids, vec.name)
-    hash_col = "hash" if "hash" in table.spec.sa_table.c and not info else None
-    rows_needed: dict[Any, dict[str, Any]] | None = None
-    same_hash: dict[Any, list[int]] = {}
-    if info and exact:
+    hashes: list[Any] = [None] * n
+    rows_by_id: dict[Any, dict[str, Any]] | None = None
+    if info:
         for key, si in info.items():
-            h = getattr(si, "hash", None) if not isinstance(si, Mapping) else si.get("hash")
-            if h and key in index_of:
-                same_hash.setdefault(h, []).append(index_of[key])
-    elif exact and hash_col:
-        rows_needed = _rows(table, ids)
-        for key, row in rows_needed.items():
-            if row.get(hash_col) and key in index_of:
-                same_hash.setdefault(row[hash_col], []).append(index_of[key])
-    for members in same_hash.values():
-        for other in members[1:]:
-            uf.union(members[0], other)
+            hashes[index_of[key]] = _attr(si, "hash") or None
+    elif "hash" in table.spec.sa_table.c:
+        rows_by_id = _rows(table, ids)
+        for key, row in rows_by_id.items():
+            if key in index_of:
+                hashes[index_of[key]] = row.get("hash") or None
+    same_hash: dict[Any, list[int]] = {}
+    if exact:
+        for i, h in enumerate(hashes):
+            if h:
+                same_hash.setdefault(h, []).append(i)
+    extra = [(m[0], other) for m in same_hash.values() for other in m[1:]]
 
-    # 2. near: the thresholded kNN graph
-    r, c, _ = knn_edges(matrix, max(float(threshold), EXACT_DISTANCE), k=k, exhaustive=exhaustive)
-    for a, b in zip(r.tolist(), c.tolist()):
-        uf.union(a, b)
-
-    comps = [m for m in uf.components().values() if len(m) > 1]
-    if not comps:
+    # groups of bounded diameter from the kNN graph; the tightest are labelled first
+    t = max(float(threshold), EXACT_DISTANCE)
+    clusters = diameter_groups(matrix, t, k=k, exhaustive=exhaustive, extra_edges=extra)
+    if not clusters:
         return []
-    member_ids = [ids[i] for comp in comps for i in comp]
-    if rows_needed is None:
-        rows_needed = _rows(table, member_ids)
-    xn = _normalise(matrix[np.concatenate([np.asarray(cm) for cm in comps])])
+    members_all = [i for cl in clusters for i in cl]
+    unit = dict(zip(members_all, _unit_rows(matrix[members_all])))
+    clusters.sort(
+        key=lambda cl: (len({hashes[i] for i in cl}) != 1 or hashes[cl[0]] is None, _diameter(cl, unit))
+    )
+    if rows_by_id is None:
+        rows_by_id = _rows(table, [ids[i] for i in members_all])
+    rows = {i: rows_by_id.get(ids[i], {table.primary_key: ids[i]}) for i in members_all}
+    checker = _PairChecker(hashes, unit, _refs(rows, members_all, vec.source_field))
     groups: list[DuplicateGroup] = []
-    offset = 0
-    for comp in comps:
-        sub = xn[offset : offset + len(comp)]
-        offset += len(comp)
-        group_ids = [ids[i] for i in comp]
-        rows = [rows_needed.get(g, {table.primary_key: g}) for g in group_ids]
-        hashes = {_hash_of(info, rows_needed, hash_col, g) for g in group_ids}
-        keep_pos = _pick_keeper(keeper, comp, group_ids, rows, info)
-        perm = [keep_pos] + [p for p in range(len(comp)) if p != keep_pos]
-        sub = sub[perm]
-        pairwise = None
-        if len(comp) <= MAX_PAIRWISE:
-            pw = np.maximum(0.0, 1.0 - sub @ sub.T).astype(np.float64)
-            np.fill_diagonal(pw, 0.0)
-            pairwise = pw.tolist()
-            to_keeper = pw[0].copy()
+    for start in range(0, len(clusters), _CHUNK):
+        chunk = clusters[start : start + _CHUNK]
+        checker.load([i for cl in chunk for i in cl])  # decodes in parallel, once per picture
+        for cl in chunk:
+            for members, labels, details in _label_cluster(cl, keeper, similar, ids, rows, info, checker):
+                groups.append(_make_group(members, labels, details, ids, rows, unit, threshold))
+        if limit is not None and len(groups) >= limit:
+            break
+    groups.sort(key=lambda g: (KINDS.index(g.kind), g.diameter, -len(g), _sort_key(g.keeper)))
+    return groups[:limit] if limit is not None else groups
+
+
+# ---------------------------------------------------------------------- pixels: which pairs are copies
+
+
+class _PairChecker:
+    """Labels pairs of rows (by index), decoding each picture once (see the module docstring)."""
+
+    def __init__(
+        self, hashes: Sequence[Any], unit: Mapping[int, np.ndarray], refs: Mapping[int, Any]
+    ) -> None:
+        self.hashes = hashes
+        self.unit = unit
+        self.refs = refs  # index -> a path or bytes to decode, or a str saying why there is none
+        self.prints: dict[int, PixelPrint | str] = {}
+        self.cache: dict[tuple[int, int], tuple[str, str]] = {}
+
+    def load(self, indices: Iterable[int]) -> None:
+        """Decode the given rows' pictures small, in parallel (Pillow releases the GIL while decoding)."""
+        todo = [i for i in dict.fromkeys(indices) if i not in self.prints]
+        if not todo:
+            return
+        workers = min(8, os.cpu_count() or 1, len(todo))
+        if workers <= 1:
+            self.prints.update(zip(todo, map(self._print, todo)))
+            return
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            self.prints.update(zip(todo, pool.map(self._print, todo)))
+
+    def _print(self, i: int) -> PixelPrint | str:
+        ref = self.refs.get(i)
+        if ref is None or isinstance(ref, _NoPixels):
+            return ref.why if isinstance(ref, _NoPixels) else "no file"
+        from lookalike.images.compare import pixel_print
+
+        try:
+            return pixel_print(ref)
+        except Exception:  # a picture the check cannot read must never stop the scan
+            return "unreadable file"
+
+    def nbytes_and_pixels(self, i: int) -> tuple[int | None, int | None]:
+        """Byte size and pixel count from the decoded picture, when the table records neither."""
+        p = self.prints.get(i)
+        if p is None or isinstance(p, str):
+            return None, None
+        return p.nbytes, p.width * p.height
+
+    def label(self, a: int, b: int) -> tuple[str, str]:
+        """``(label, detail)`` of row ``b`` relative to row ``a``."""
+        key = (a, b)
+        if key not in self.cache:
+            self.cache[key] = self._label(a, b)
+        return self.cache[key]
+
+    def _label(self, a: int, b: int) -> tuple[str, str]:
+        ha, hb = self.hashes[a], self.hashes[b]
+        if ha and hb and ha == hb:
+            return IDENTICAL_FILE, ""
+        self.load((a, b))
+        pa, pb = self.prints[a], self.prints[b]
+        if not isinstance(pa, str) and not isinstance(pb, str):
+            from lookalike.images.compare import compare_prints
+
+            match: Match = compare_prints(pa, pb)
+            return match.label, ", ".join(match.details)
+        # no pixels for this pair: the vectors (and hashes) are all the evidence there is
+        why = pa if isinstance(pa, str) else pb
+        assert isinstance(why, str)
+        if not (ha and hb) and float(1.0 - self.unit[a] @ self.unit[b]) <= EXACT_DISTANCE:
+            return IDENTICAL_FILE, f"identical vectors; pixels not checked ({why})"
+        return SAME_PICTURE, f"vectors only ({why})"
+
+
+@dataclass(frozen=True)
+class _NoPixels:
+    why: str
+
+
+def _refs(rows: Mapping[int, dict[str, Any]], indices: Iterable[int], source: str | None) -> dict[int, Any]:
+    """What to decode for each row: a local path or bytes from the image column, else why not."""
+    from lookalike.images.refs import is_url
+
+    out: dict[int, Any] = {}
+    for i in indices:
+        row = rows[i]
+        value = row.get(source) if source else None
+        if value is None:
+            value = row.get("path")
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            out[i] = bytes(value)
+        elif isinstance(value, str) and value:
+            if is_url(value):
+                out[i] = _NoPixels("URL not fetched")  # a scan must not download a collection
+            elif value.startswith(("data:", "file://")) or os.path.isfile(value):
+                out[i] = value
+            else:
+                out[i] = _NoPixels("missing file" if _looks_like_path(value) else "no file")
         else:
-            to_keeper = np.maximum(0.0, 1.0 - sub @ sub[0]).astype(np.float64)
-            to_keeper[0] = 0.0
-        identical_vectors = bool(to_keeper.max() <= EXACT_DISTANCE)
-        exact_group = (None not in hashes and len(hashes) == 1) or (not same_hash and identical_vectors)
-        groups.append(
-            DuplicateGroup(
-                ids=[group_ids[p] for p in perm],
-                keeper=group_ids[keep_pos],
-                rows=[rows[p] for p in perm],
-                distances=pairwise,
-                keeper_distances=to_keeper.tolist(),
-                exact=exact_group,
-                reason="same content" if exact_group else f"within {threshold:g} cosine distance",
+            out[i] = _NoPixels("no file")
+    return out
+
+
+def _looks_like_path(value: str) -> bool:
+    from lookalike.images.refs import looks_like_path
+
+    return looks_like_path(value)
+
+
+def _label_cluster(
+    cluster: list[int],
+    keeper: str | Callable[[list[dict[str, Any]]], Any],
+    similar: bool,
+    ids: Sequence[Any],
+    rows: Mapping[int, dict[str, Any]],
+    info: Mapping[Any, Any],
+    checker: _PairChecker,
+) -> list[tuple[list[int], list[str], list[str]]]:
+    """The groups one vector group gives: ``(members keeper first, labels, details)`` each.
+
+    Members are split into sets of copies, each headed by the member the keeper policy prefers; each
+    set of two or more is a group. With ``similar``, the members that are no one's copy join the
+    largest set's group (or, when no member has a copy, make one group together).
+    """
+    order = cluster if callable(keeper) else _ranked(keeper, cluster, ids, rows, info, checker)
+    sets: list[list[int]] = []
+    taken: set[int] = set()
+    for head in order:
+        if head in taken:
+            continue
+        members = [head] + [
+            j for j in order if j not in taken and j != head and checker.label(head, j)[0] != SIMILAR
+        ]
+        taken.update(members)
+        sets.append(members)
+    chosen = [members for members in sets if len(members) > 1]
+    if similar:
+        # shots that have no copy here join the largest set's group as "similar"; other sets of
+        # copies stay groups of their own, so every copy is still labelled against its own original
+        lone = [members[0] for members in sets if len(members) == 1]
+        if chosen:
+            main = max(chosen, key=len)
+            chosen[chosen.index(main)] = main + lone
+        elif lone:
+            chosen = [lone]
+    out = []
+    for members in chosen:
+        if len(members) < 2:
+            continue
+        head = members[0]
+        if callable(keeper):
+            picked = keeper([dict(rows[j]) for j in members])
+            by_id = {ids[j]: j for j in members}
+            if picked not in by_id:
+                raise ConfigurationError(f"keeper callable returned {picked!r}, which is not a member id")
+            head = by_id[picked]
+        rest = [j for j in members if j != head]
+        labelled = [(j, *checker.label(head, j)) for j in rest]
+        if not similar:
+            labelled = [m for m in labelled if m[1] != SIMILAR]
+        if not labelled:
+            continue
+        # copies first, strongest label first, then nearest
+        labelled.sort(key=lambda m: (KINDS.index(m[1]), float(1.0 - checker.unit[head] @ checker.unit[m[0]])))
+        out.append(
+            (
+                [head] + [m[0] for m in labelled],
+                [KEEPER] + [m[1] for m in labelled],
+                [""] + [m[2] for m in labelled],
             )
         )
-    groups.sort(key=lambda g: (not g.exact, g.max_distance, -len(g), _sort_key(g.keeper)))
-    return groups[:limit] if limit is not None else groups
+    return out
+
+
+def _make_group(
+    members: list[int],
+    labels: list[str],
+    details: list[str],
+    ids: Sequence[Any],
+    rows: Mapping[int, dict[str, Any]],
+    unit: Mapping[int, np.ndarray],
+    threshold: float,
+) -> DuplicateGroup:
+    sub = np.stack([unit[i] for i in members])
+    pairwise = None
+    if len(members) <= MAX_PAIRWISE:
+        pw = np.maximum(0.0, 1.0 - sub @ sub.T).astype(np.float64)
+        np.fill_diagonal(pw, 0.0)
+        pairwise = pw.tolist()
+        to_keeper = pw[0].copy()
+        diameter = float(pw.max())
+    else:
+        to_keeper = np.maximum(0.0, 1.0 - sub @ sub[0]).astype(np.float64)
+        to_keeper[0] = 0.0
+        diameter = _diameter(members, unit)
+    kind = max(labels[1:], key=KINDS.index)
+    reason = {
+        IDENTICAL_FILE: "same content",
+        SAME_PICTURE: f"the same picture, within {threshold:g} cosine distance",
+        SIMILAR: f"similar shots, within {threshold:g} cosine distance",
+    }[kind]
+    return DuplicateGroup(
+        ids=[ids[i] for i in members],
+        keeper=ids[members[0]],
+        rows=[rows[i] for i in members],
+        distances=pairwise,
+        keeper_distances=to_keeper.tolist(),
+        exact=kind == IDENTICAL_FILE,
+        reason=reason,
+        diameter=diameter,
+        kind=kind,
+        labels=labels,
+        details=details,
+    )
+
+
+def _unit_rows(matrix: np.ndarray) -> np.ndarray:
+    x = np.ascontiguousarray(matrix, dtype=np.float32)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return x / norms
+
+
+def _diameter(members: Sequence[int], unit: Mapping[int, np.ndarray]) -> float:
+    """Largest pairwise cosine distance, in blocks (bounded memory for big groups)."""
+    sub = np.stack([unit[i] for i in members])
+    worst = 0.0
+    for start in range(0, len(sub), 1024):
+        worst = max(worst, float((1.0 - sub[start : start + 1024] @ sub.T).max()))
+    return max(0.0, worst)
+
+
+def _ranked(
+    policy: str,
+    cluster: list[int],
+    ids: Sequence[Any],
+    rows: Mapping[int, dict[str, Any]],
+    info: Mapping[Any, Any],
+    checker: _PairChecker,
+) -> list[int]:
+    """The cluster's rows, the one the keeper policy prefers first."""
+    cands = []
+    for i in cluster:
+        row = rows[i]
+        si = info.get(ids[i]) if info else None
+        width = _attr(si, "width") or row.get("width")
+        height = _attr(si, "height") or row.get("height")
+        nbytes = _attr(si, "nbytes") or row.get("size") or row.get("nbytes")
+        pixels = int(width) * int(height) if width and height else None
+        if pixels is None or not nbytes:  # nothing recorded: what the pixel check read from the file
+            seen_bytes, seen_pixels = checker.nbytes_and_pixels(i)
+            pixels = pixels or seen_pixels
+            nbytes = nbytes or seen_bytes
+        cands.append((i, _Candidate(ids[i], i, pixels, int(nbytes) if nbytes else None, row.get("added_at"))))
+    rule = KEEPER_POLICIES[policy]
+    return [i for i, _ in sorted(cands, key=lambda ic: rule(ic[1]))]
 
 
 def _full_name(embed: Any) -> str:
@@ -610,46 +703,12 @@ def _full_name(embed: Any) -> str:
     return name
 
 
-def _hash_of(info: Mapping[Any, Any], rows: Mapping[Any, dict[str, Any]], col: str | None, key: Any) -> Any:
-    if info:
-        si = info.get(key)
-        return None if si is None else getattr(si, "hash", None)
-    if col:
-        return rows.get(key, {}).get(col)
-    return None
-
-
 def _attr(obj: Any, name: str) -> Any:
     if obj is None:
         return None
     if isinstance(obj, Mapping):
         return obj.get(name)
     return getattr(obj, name, None)
-
-
-def _pick_keeper(
-    keeper: str | Callable[[list[dict[str, Any]]], Any],
-    comp: list[int],
-    group_ids: list[Any],
-    rows: list[dict[str, Any]],
-    info: Mapping[Any, Any],
-) -> int:
-    if callable(keeper):
-        chosen = keeper([dict(r) for r in rows])
-        if chosen not in group_ids:
-            raise ConfigurationError(f"keeper callable returned {chosen!r}, which is not a member id")
-        return group_ids.index(chosen)
-    cands = []
-    for pos, (order, key, row) in enumerate(zip(comp, group_ids, rows)):
-        si = info.get(key) if info else None
-        width = _attr(si, "width") or row.get("width")
-        height = _attr(si, "height") or row.get("height")
-        nbytes = _attr(si, "nbytes") or row.get("size") or row.get("nbytes")
-        pixels = int(width) * int(height) if width and height else None
-        added = row.get("added_at")
-        cands.append((pos, _Candidate(key, order, pixels, int(nbytes) if nbytes else None, added)))
-    rule = KEEPER_POLICIES[keeper]
-    return min(cands, key=lambda pc: rule(pc[1]))[0]
 
 
 def _sort_key(value: Any) -> tuple[int, Any]:
@@ -664,27 +723,3 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (bytes, bytearray)):
         return f"<{len(value)} bytes>"
     return value
-
-
-def all_pairs_groups(matrix: np.ndarray, threshold: float) -> list[list[int]]:
-    """Reference: connected components of the all-pairs threshold graph (for tests and benchmarks).
-
-    Blocked to bound memory, quadratic in time: use :func:`find_duplicates` for real work.
-    """
-    x = _normalise(matrix)
-    uf = _UnionFind(len(x))
-    for start in range(0, len(x), _BLOCK):
-        dist = 1.0 - x[start : start + _BLOCK] @ x.T
-        rr, cc = np.nonzero(dist <= max(threshold, EXACT_DISTANCE))
-        for a, b in zip((rr + start).tolist(), cc.tolist()):
-            if a != b:
-                uf.union(a, b)
-    return sorted(sorted(m) for m in uf.components().values() if len(m) > 1)
-
-
-def groups_as_indices(edges: Iterable[tuple[int, int]], n: int) -> list[list[int]]:
-    """Connected components (size > 1) of an edge list over ``n`` items, sorted (for comparisons)."""
-    uf = _UnionFind(n)
-    for a, b in edges:
-        uf.union(a, b)
-    return sorted(sorted(m) for m in uf.components().values() if len(m) > 1)

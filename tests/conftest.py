@@ -74,3 +74,15 @@ def colour_images(tmp_path: Path) -> dict[str, Path]:
         Image.new("RGB", (32, 24), rgb).save(p)
         out[name] = p
     return out
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say loudly when whole layers were skipped (a green run that never opened the page isn't)."""
+    reasons: dict[str, int] = {}
+    for report in terminalreporter.stats.get("skipped", []):
+        longrepr = getattr(report, "longrepr", None)
+        reason = longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else ""
+        if "NOT tested" in reason or "PostgreSQL + pgvector not available" in reason:
+            reasons[reason] = reasons.get(reason, 0) + 1
+    for reason, n in reasons.items():
+        terminalreporter.write_sep("!", f"{n} tests skipped: {reason.removeprefix('Skipped: ')}", yellow=True)

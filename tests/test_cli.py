@@ -103,12 +103,13 @@ def test_missing_path_is_a_usage_error(tmp_path: Path) -> None:
 
 
 def test_library_errors_are_one_line_without_traceback(tmp_path: Path) -> None:
-    proc = run("search", "a cat", "--table", "nope", cwd=tmp_path)
+    (tmp_path / "bad.db").write_text("not a database")
+    proc = run("search", "a cat", "--db", "bad.db", cwd=tmp_path)
     assert proc.returncode == 1
-    assert proc.stderr.startswith("lookalike: table 'nope' does not exist")
+    assert proc.stderr.startswith("lookalike: cannot open SQLite database 'bad.db': file is not a database")
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
-    debug = run("--debug", "search", "a cat", "--table", "nope", cwd=tmp_path)
-    assert debug.returncode == 1 and "Traceback" in debug.stderr and "TableNotFoundError" in debug.stderr
+    debug = run("--debug", "search", "a cat", "--db", "bad.db", cwd=tmp_path)
+    assert debug.returncode == 1 and "Traceback" in debug.stderr and "ConnectionFailedError" in debug.stderr
 
 
 # ---------------------------------------------------------------------- index
@@ -228,7 +229,7 @@ def test_ctrl_c_stops_cleanly_and_keeps_committed_work(tmp_path: Path) -> None:
     if proc.returncode == 0 and kept == total:
         pytest.skip("indexing finished before the interrupt arrived")
     assert proc.returncode == 130, err
-    assert "stopping after the current chunk" in err and "stopped early" in out
+    assert "stopping…" in err and "stopped early" in out
     assert 0 < kept < total
     with sqlite3.connect(db) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
@@ -291,9 +292,45 @@ def test_dupes_json_lists_groups_and_deletes_nothing(folder: Path, tmp_path: Pat
     assert info["tables"][0]["rows"] == 8
 
 
+def test_dupes_shows_kind_labels_folders_and_similar_shots(tmp_path: Path) -> None:
+    from tests.helpers.scenes import TRANSFORMS, Scene, burst_shot, encode, first_shot
+
+    photos = tmp_path / "photos"
+    (photos / "backup").mkdir(parents=True)
+    scene = Scene(13)  # its copies and burst shots sit within 0.03 of the original for the tiny model
+    original = encode(first_shot(scene), "JPEG")
+    (photos / "s13.jpg").write_bytes(original)
+    (photos / "backup" / "s13-small.jpg").write_bytes(TRANSFORMS["resize50"][0](original, "JPEG", 13)[0])
+    for k in (1, 2):
+        (photos / f"s13-burst{k}.jpg").write_bytes(encode(burst_shot(scene, k), "JPEG"))
+    assert _index_json(tmp_path, str(photos))[0] == 0
+
+    human = run("dupes", cwd=tmp_path)
+    assert human.returncode == 0, human.stderr
+    lines = human.stdout.splitlines()
+    assert len(lines) == 3 and lines[0].startswith("group 1: same picture, 2 images, diameter 0.0")
+    assert lines[1].split()[0] == "keep" and lines[1].endswith(f"s13.jpg  480x360  in {photos}")
+    assert "same picture (resized)" in lines[2] and lines[2].endswith(f"240x180  in {photos / 'backup'}")
+    assert "burst" not in human.stdout  # similar shots only with --similar
+
+    with_similar = run("dupes", "--similar", cwd=tmp_path)
+    assert with_similar.returncode == 0
+    assert "similar" in with_similar.stdout and "s13-burst" in with_similar.stdout
+    assert "similar shots" in with_similar.stderr
+
+    groups = json.loads(run("dupes", "--similar", "--json", cwd=tmp_path).stdout)
+    (group,) = groups
+    assert group["kind"] == "similar" and 0 < group["diameter"] <= 0.03
+    matches = {Path(m["path"]).name: (m["match"], m["detail"]) for m in group["members"]}
+    assert matches["s13.jpg"] == ("keeper", "")
+    assert matches["s13-small.jpg"] == ("same picture", "resized")
+    assert {v for k, v in matches.items() if "burst" in k} == {("similar", "")}
+
+
 def test_info(folder: Path, tmp_path: Path) -> None:
     empty = run("info", cwd=tmp_path)
-    assert empty.returncode == 0 and "no tables" in empty.stdout
+    assert empty.returncode == 2 and "no index at lookalike.db" in empty.stderr
+    assert not (tmp_path / "lookalike.db").exists()
     assert _index_json(tmp_path, str(folder))[0] == 0
     proc = run("info", cwd=tmp_path)
     assert proc.returncode == 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import itertools
 import shutil
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from lookalike.duplicates import (
     GENERIC_THRESHOLD,
     all_pairs_groups,
     default_threshold,
+    diameter_groups,
     find_duplicates,
     groups_as_indices,
     knn_edges,
@@ -100,18 +102,97 @@ def test_threshold_zero_finds_identical_vectors_only(sqlite_client: lookalike.Cl
     assert _labels(find_duplicates(table, threshold=0)) == [["a", "a2"]]
 
 
-def test_union_find_is_transitive(sqlite_client: lookalike.Client) -> None:
-    """A~B and B~C put A, B and C in one group although A and C are farther apart than the threshold."""
+def _chain(rng: np.random.Generator, n: int, step: float) -> list[np.ndarray]:
+    """``n`` unit vectors along a great circle, each ``step`` cosine distance from the next."""
+    a = _unit(rng, 1)[0]
+    direction = _near(a, rng, 1.0)  # a unit vector orthogonal to a
+    angle = np.arccos(1 - step)
+    return [(np.cos(i * angle) * a + np.sin(i * angle) * direction).astype(np.float32) for i in range(n)]
+
+
+def test_a_chain_of_near_copies_is_not_one_group(sqlite_client: lookalike.Client) -> None:
+    """30 images each 0.02 from the next (a burst drifting): single linkage made one 30-image group
+    whose ends are ~1.9 apart; groups must instead keep every pair within the threshold."""
     rng = np.random.default_rng(2)
     table = _vector_table(sqlite_client)
-    a = _unit(rng, 1)[0]
-    direction = _near(a, rng, 1.0) - a * 0  # a unit vector orthogonal to a
-    chain = [np.cos(t) * a + np.sin(t) * direction for t in (0.0, 0.2, 0.4)]  # 0.02 apart per step
-    table.bulk_insert([{"label": name, "vec": v.tolist()} for name, v in zip("ABC", chain)])
-    groups = find_duplicates(table, threshold=0.025)
-    assert _labels(groups) == [["A", "B", "C"]]
-    d = np.array(groups[0].distances)
-    assert d.max() > 0.025  # A and C themselves are not within the threshold
+    chain = _chain(rng, 30, 0.02)  # 0.2 rad a step: 30 steps stay short of coming round the circle
+    table.bulk_insert([{"label": f"c{i:02d}", "vec": v.tolist()} for i, v in enumerate(chain)])
+    groups = find_duplicates(table, threshold=0.03)
+    x = np.stack(chain)
+    position = {row["label"]: int(row["label"][1:]) for g in groups for row in g.rows}
+    seen: set[str] = set()
+    for g in groups:
+        members = [position[row["label"]] for row in g.rows]
+        sub = x[members]
+        farthest = float((1 - sub @ sub.T).max())
+        assert farthest <= 0.03 + 1e-6  # every pair within the threshold
+        assert g.diameter == pytest.approx(farthest, abs=1e-5)
+        assert len(g) == 2  # neighbours two steps apart are ~0.08 apart: only pairs qualify
+        assert g.kind == "same picture" and g.labels[0] == "keeper"
+        assert "vectors only" in g.details[1]  # no file to look at: said so
+        labels = {row["label"] for row in g.rows}
+        assert not seen & labels  # nobody in two groups
+        seen |= labels
+    # greedy seeds still pair up almost everything: nobody left out next to another left-out item
+    grouped = sorted(position.values())
+    left = sorted(set(range(30)) - set(grouped))
+    assert all(b - a > 1 for a, b in itertools.pairwise(left))
+    assert len(groups) >= 10
+
+
+def test_diameter_groups_split_a_chain_that_components_join() -> None:
+    """The reference connected components chain the whole line; diameter groups do not."""
+    x = np.stack(_chain(np.random.default_rng(7), 30, 0.02))
+    assert all_pairs_groups(x, 0.03) == [list(range(30))]
+    groups = diameter_groups(x, 0.03)
+    assert groups and all(len(g) == 2 and g[1] - g[0] == 1 for g in groups)
+
+
+try:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+except ImportError:  # the property test needs Hypothesis (a dev dependency)
+    given = None
+
+
+if given is not None:
+
+    @st.composite
+    def _clouds(draw: st.DrawFn) -> tuple[np.ndarray, float]:
+        """A few tight clusters of random vectors (so groups form and compete) and a threshold."""
+        seed = draw(st.integers(0, 2**32 - 1))
+        n = draw(st.integers(2, 40))
+        centres = draw(st.integers(1, 5))
+        spread = draw(st.floats(0.005, 0.1))
+        threshold = draw(st.floats(0.0, 0.1))
+        rng = np.random.default_rng(seed)
+        base = _unit(rng, centres)
+        x = np.stack(
+            [_near(base[int(rng.integers(centres))], rng, float(rng.uniform(0, spread))) for _ in range(n)]
+        )
+        return x, threshold
+
+    @settings(max_examples=150, deadline=None)
+    @given(_clouds())
+    def test_groups_never_exceed_the_threshold_property(cloud: tuple[np.ndarray, float]) -> None:
+        """Whatever the vectors: every group's diameter is within the threshold, nobody is in two
+        groups, and no two left-out vectors are within the threshold of each other (maximality; the
+        kNN graph is exhaustive here, k >= n)."""
+        x, threshold = cloud
+        groups = diameter_groups(x, threshold, k=len(x), exhaustive=True)
+        u = x / np.linalg.norm(x, axis=1, keepdims=True)
+        dist = 1.0 - u.astype(np.float64) @ u.T.astype(np.float64)
+        t = max(threshold, 1e-6)
+        members = [i for g in groups for i in g]
+        assert len(members) == len(set(members))
+        for g in groups:
+            assert len(g) >= 2
+            assert dist[np.ix_(g, g)].max() <= t + 1e-5
+        left = sorted(set(range(len(x))) - set(members))
+        if len(left) > 1:
+            sub = dist[np.ix_(left, left)]
+            np.fill_diagonal(sub, np.inf)
+            assert sub.min() > t - 1e-5
 
 
 def test_keeper_policies(sqlite_client: lookalike.Client) -> None:

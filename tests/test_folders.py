@@ -123,26 +123,26 @@ def test_exclude_and_non_recursive(photos: Path) -> None:
     Image.new("RGB", (8, 8)).save(photos / ".thumbnails" / "t.png")
     (photos / "notes.txt").write_text("not an image")
     names = lambda found: sorted(Path(f.path).name for f in found)  # noqa: E731
-    everything, _, _ = scan_paths([photos])
+    everything = scan_paths([photos]).files
     assert len(everything) == 8  # hidden folders and non-images are skipped
-    top, _, _ = scan_paths([photos], recursive=False)
+    top = scan_paths([photos], recursive=False).files
     assert names(top) == ["black.png", "blue.png", "red.png", "yellow.png"]
-    no_trip, _, _ = scan_paths([photos], exclude=(".*", "trip"))
+    no_trip = scan_paths([photos], exclude=(".*", "trip")).files
     assert names(no_trip) == names(top)
-    no_red, _, _ = scan_paths([photos], exclude=(".*", "red.*"))  # exclude replaces the default
+    no_red = scan_paths([photos], exclude=(".*", "red.*")).files  # exclude replaces the default
     assert "red.png" not in names(no_red) and len(no_red) == 7
 
 
 def test_should_stop_keeps_committed_chunks(client: lookalike.Client, photos: Path) -> None:
     toy = ToyEmbedder()
-    chunks = []
+    added = [0]
     report = index_paths(
         client,
         [photos],
         model=toy,
         chunk_size=3,
-        on_progress=lambda r: chunks.append(r.done),
-        should_stop=lambda: len(chunks) >= 2,  # stop after the first chunk
+        on_progress=lambda r: added.__setitem__(0, r.added),
+        should_stop=lambda: added[0] >= 3,  # stop once the first chunk is committed
     )
     assert report.stopped and report.added == 3 and report.total == 8
     assert client.open_table("images").rows() == 3
@@ -158,7 +158,7 @@ def test_bad_inputs(client: lookalike.Client, photos: Path, tmp_path: Path) -> N
     with pytest.raises(ConfigurationError, match="not an http"):
         index_paths(client, [photos], model=ToyEmbedder(), urls_file=urls)
     index_paths(client, [photos], model=ToyEmbedder())
-    with pytest.raises(ConfigurationError, match="indexed with"):
+    with pytest.raises(ConfigurationError, match="holds 8 vectors of"):
         index_paths(client, [photos], model=ToyEmbedder(dimensions=8))
 
 

@@ -180,6 +180,16 @@ def test_preprocessing_modes() -> None:
     assert out.shape == (3, 10, 10) and out[:, 0, :].max() == 0 and out[:, 5, 5].min() == 1.0
 
 
+def test_reduced_jpeg_decoding_only_while_resizing() -> None:
+    """JPEGs may decode at reduced scale only while still ``draft_factor``× the model's input (the
+    rule benchmarks/doors.py measured); a model that takes pixels unresized must get them all."""
+    clip = ImagePreprocessor.from_config({"size": {"shortest_edge": 224}, "crop_size": 224})
+    assert clip.draft_size == (224 * ImagePreprocessor.draft_factor,) * 2
+    assert ImagePreprocessor.draft_factor >= 3  # 2× left the tiny models 0.998 from a full decode
+    unresized = ImagePreprocessor.from_config({"do_resize": False, "crop_size": 224})
+    assert unresized.draft_size is None
+
+
 def test_pil_images_accepted_by_embed_images(clip: LocalOnnxEmbedding) -> None:
     image = Image.open(TINY_CLIP / "images" / "img2_50x50.png")
     a = clip.embed_images([image], purpose="document")

@@ -1,7 +1,7 @@
 """The search page in a real headless Chromium (Debian's /usr/bin/chromium) driven by Playwright.
 
-Screenshots go to ``test-artifacts/`` (git-ignored); the README's ``docs/screenshot.png`` is written
-by ``test_readme_screenshot``.
+Screenshots go to ``test-artifacts/`` (git-ignored), at a phone's width (390 px) and a laptop's
+(1280 px); the README's ``docs/screenshot.png`` is written by ``test_readme_screenshot``.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from playwright import sync_api
 
 import lookalike
 from lookalike.server import create_app
+from tests.helpers.http_server import LocalHTTPServer
 from tests.test_server import TOKEN, LiveServer, build_table, make_gallery
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,15 +36,22 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 
+NO_CHROMIUM = f"Chromium not found at {CHROMIUM}: the web page was NOT tested (apt-get install chromium)"
 if not Path(CHROMIUM).exists():
     if os.environ.get("LOOKALIKE_REQUIRE_CHROMIUM"):  # CI: the page must be tested, not skipped
-        raise RuntimeError(f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
-    pytest.skip(f"Chromium not found at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
+        raise RuntimeError(NO_CHROMIUM)
+    # each page test shows as skipped (not one module-level skip), and conftest repeats it in the summary
+    pytestmark = pytest.mark.skip(reason=NO_CHROMIUM)
 
 
 @pytest.fixture(scope="module")
 def gallery(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return make_gallery(tmp_path_factory.mktemp("gallery"))
+    files = make_gallery(tmp_path_factory.mktemp("gallery"))
+    # The exact copy sits in another folder, as a backup would: the page must show which is where.
+    backup = files["red-sunset-copy"].parent / "backup"
+    backup.mkdir()
+    files["red-sunset-copy"] = files["red-sunset-copy"].rename(backup / files["red-sunset-copy"].name)
+    return files
 
 
 @pytest.fixture(scope="module")
@@ -67,14 +75,22 @@ def browser() -> Iterator[Any]:
         b.close()
 
 
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
+VIEWPORTS = {390: {"width": 390, "height": 844}, 1280: {"width": 1280, "height": 800}}
+
+
+def open_page(browser: Any, width: int = 1280) -> tuple[Any, Any]:
+    context = browser.new_context(viewport=VIEWPORTS[width])
     pg = context.new_page()
     pg.set_default_timeout(15_000)
     pg.console_errors = []
     pg.on("console", lambda m: m.type == "error" and pg.console_errors.append(m.text))
     pg.on("pageerror", lambda e: pg.console_errors.append(str(e)))
+    return context, pg
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context, pg = open_page(browser)
     yield pg
     context.close()
 
@@ -90,6 +106,18 @@ def wait_state(page: Any, state: str) -> None:
 
 def card_names(page: Any, scope: str = "#grid") -> list[str]:
     return page.locator(f"{scope} .card .name").all_inner_texts()
+
+
+def folders(page: Any, scope: str = "#grid") -> dict[str, tuple[str, str]]:
+    """Each card's file name -> (the folder it shows, the folder's tooltip)."""
+    pairs = page.evaluate(
+        """scope => Array.from(document.querySelectorAll(scope + ' .card')).map(c => {
+                const f = c.querySelector('.folder');
+                return [c.querySelector('.name').textContent, [f.hidden ? '' : f.textContent, f.title]];
+            })""",
+        scope,
+    )
+    return {name: (text, title) for name, (text, title) in pairs}
 
 
 def wait_thumbnails(page: Any, n: int = 6, scope: str = "#grid") -> None:
@@ -112,11 +140,35 @@ def test_type_a_query_and_see_results(page: Any, server: LiveServer) -> None:
     assert [n.split("-")[0] for n in names[:3]] == ["red", "red", "red"]
     scores = [float(s) for s in page.locator("#grid .score").all_inner_texts()]
     assert scores == sorted(scores, reverse=True)
+    # README: _score is "higher is more similar"; the toy table's metric is cosine
+    legend = page.locator("#score-legend")
+    assert legend.is_visible()
+    assert legend.inner_text() == (
+        "Score = cosine similarity to the query: higher is more alike, 1.000 is identical."
+    )
     img = page.locator("#grid .card img").first
     assert img.get_attribute("loading") == "lazy"
     wait_thumbnails(page)
     shot(page, "text-search")
     assert page.console_errors == []
+
+
+def test_each_result_shows_its_folder(page: Any, server: LiveServer, gallery: dict[str, Path]) -> None:
+    page.goto(server.url + "/")
+    wait_state(page, "results")
+    assert not page.locator("#score-legend").is_visible()  # browsing: no scores, no legend
+    shown = folders(page)
+    assert len(shown) == 20
+    for path in gallery.values():
+        assert shown[path.name] == (str(path.parent), str(path)), path.name
+    assert str(gallery["red-sunset-copy"].parent).endswith("/backup")
+    # a long folder keeps its last two folders whole and cuts the start short
+    card = page.locator("#grid .card", has_text="red-sunset-copy.jpg")
+    tail = card.locator(".dir-tail")
+    assert tail.inner_text() == f"{gallery['red-sunset'].parent.name}/backup"
+    assert tail.evaluate("el => el.scrollWidth <= el.clientWidth")
+    head = card.locator(".dir-head")
+    assert head.evaluate("el => getComputedStyle(el).textOverflow") == "ellipsis"
 
 
 def test_upload_an_image_and_see_it_first(page: Any, server: LiveServer, gallery: dict[str, Path]) -> None:
@@ -172,11 +224,16 @@ def test_open_more_like_this(page: Any, server: LiveServer) -> None:
     shot(page, "more-like-this")
 
 
-def test_duplicates_view_marks_the_keeper(page: Any, server: LiveServer) -> None:
+def test_duplicates_view_marks_the_keeper(page: Any, server: LiveServer, gallery: dict[str, Path]) -> None:
     page.goto(server.url + "/")
+    wait_state(page, "results")
+    page.fill("#q", "red")
+    page.press("#q", "Enter")
     wait_state(page, "results")
     page.click("[data-view=dupes]")
     assert page.locator("#view-dupes").is_visible() and not page.locator("#view-search").is_visible()
+    assert not page.locator("#q").is_visible()  # no stale search text over the duplicate groups
+    assert "distance to the keeper" in page.inner_text("#dupes-legend")
     page.fill("#threshold", "0.0001")
     page.click("#dupes-form button[type=submit]")
     page.wait_for_function("() => document.querySelectorAll('.group').length === 2")
@@ -192,9 +249,48 @@ def test_duplicates_view_marks_the_keeper(page: Any, server: LiveServer) -> None
         frozenset({"red-sunset.jpg", "red-sunset-copy.jpg"}),
         frozenset({"blue-bokeh.jpg", "blue-bokeh-small.jpg"}),
     }
+    # which copy is where: the folders tell the backup from the original
+    shown = folders(page, ".dupes-list")
+    for name in ("red-sunset", "red-sunset-copy", "blue-bokeh", "blue-bokeh-small"):
+        assert shown[gallery[name].name] == (str(gallery[name].parent), str(gallery[name])), name
     assert page.evaluate("location.hash") == "#duplicates"
     wait_thumbnails(page, 4, ".dupes-list")
     shot(page, "duplicates")
+    page.click("[data-view=search]")
+    assert page.locator("#q").is_visible() and page.input_value("#q") == "red"
+
+
+def test_duplicates_show_how_each_copy_matches(page: Any, server: LiveServer) -> None:
+    page.goto(server.url + "/#duplicates")
+    with page.expect_request(lambda r: "/api/duplicates?" in r.url) as first:
+        page.click("#dupes-form button[type=submit]")
+    assert "similar=" not in first.value.url  # only identical files and same pictures by default
+    page.wait_for_function("() => document.body.dataset.state === 'dupes'")
+    with page.expect_request(lambda r: "/api/duplicates?" in r.url) as toggled:
+        page.check("#similar")
+    assert "similar=true" in toggled.value.url
+    page.wait_for_function("() => document.body.dataset.state === 'dupes'")
+    # whatever the server says about each group and member is what the page shows
+    body = page.evaluate(
+        "async () => (await fetch('/api/duplicates?offset=0&limit=20&exact=true&similar=true')).json()"
+    )
+    groups = page.locator(".group")
+    assert groups.count() == len(body["groups"]) > 0
+    for i, group in enumerate(body["groups"]):
+        node = groups.nth(i)
+        kind = node.locator("header .kind")
+        assert kind.all_inner_texts() == ([group["kind"]] if group.get("kind") else [])
+        notes = node.locator(".card").evaluate_all(
+            "cards => cards.map(c => (c.querySelector('.note') || {}).textContent || '')"
+        )
+        wanted = [
+            " · ".join(
+                x for x in (m.get("match") if m.get("match") != "keeper" else "", m.get("detail")) if x
+            )
+            for m in group["members"]
+        ]
+        assert notes == wanted
+    assert page.console_errors == []
 
 
 def test_error_states_say_what_happened(page: Any, server: LiveServer) -> None:
@@ -213,7 +309,32 @@ def test_error_states_say_what_happened(page: Any, server: LiveServer) -> None:
         "() => document.querySelector('#search-message').textContent.includes('not allowed')"
     )
     assert "private or local address" in page.inner_text("#search-message")
+    assert "lookalike serve --allow-private-urls" in page.inner_text("#search-message")
     shot(page, "error-url-refused")
+
+
+def test_private_url_is_refused_before_any_request(
+    page: Any, server: LiveServer, gallery: dict[str, Path]
+) -> None:
+    """The server runs without ``allow_private_urls``: the guard refuses private addresses before
+    connecting, and the page says how to allow them."""
+    with LocalHTTPServer() as host:
+        host.add_bytes("/x.jpg", gallery["red-waves"].read_bytes(), "image/jpeg")
+        page.goto(server.url + "/")
+        wait_state(page, "results")
+        for url in (f"http://127.0.0.1:{host.port}/x.jpg", "http://10.11.12.13/x.jpg"):
+            page.fill("#q", url)
+            page.press("#q", "Enter")
+            page.wait_for_function(
+                "url => document.body.dataset.state === 'error'"
+                " && document.querySelector('#search-message').textContent.includes(url)",
+                arg=url,
+            )
+            message = page.inner_text("#search-message")
+            assert "That URL is not allowed" in message
+            assert "private or local address" in message
+            assert "--allow-private-urls" in message
+        assert host.count() == 0  # nothing reached the private address
 
 
 def test_empty_index_says_so(page: Any, browser: Any, tmp_path: Path) -> None:
@@ -252,6 +373,63 @@ def test_token_is_asked_for_and_kept_in_memory(page: Any, table: lookalike.Table
         assert TOKEN not in stored
         page.reload()  # memory only: asked again
         dialog.wait_for(state="visible")
+
+
+@pytest.mark.parametrize("width", [390, 1280])
+def test_layout_fits_the_screen(browser: Any, server: LiveServer, width: int) -> None:
+    context, page = open_page(browser, width)
+    try:
+        page.goto(server.url + "/")
+        wait_state(page, "results")
+        assert_fits(page, width)
+        button = page.locator("#search-form button[type=submit]")
+        box = button.bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width
+        assert box["y"] >= 0 and box["y"] + box["height"] <= VIEWPORTS[width]["height"]
+        # nothing covers the button: a click at its centre lands on it
+        assert button.evaluate(
+            "b => { const r = b.getBoundingClientRect();"
+            " return document.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2) === b; }"
+        )
+        page.fill("#q", "green")
+        button.click(no_wait_after=True)
+        page.wait_for_function("() => document.querySelector('#query-label').textContent.includes('green')")
+        wait_state(page, "results")
+        assert card_names(page)[0].startswith("green-")
+        assert page.locator("#score-legend").is_visible()
+        assert_fits(page, width)
+        wait_thumbnails(page)
+        shot(page, f"search-{width}")
+
+        page.click("[data-view=dupes]")
+        page.fill("#threshold", "0.0001")
+        page.click("#dupes-form button[type=submit]")
+        page.wait_for_function("() => document.querySelectorAll('.group').length === 2")
+        assert not page.locator("#q").is_visible()
+        assert_fits(page, width)
+        for control in page.locator("#dupes-form > *").all():
+            b = control.bounding_box()
+            assert b is not None and b["x"] >= 0 and b["x"] + b["width"] <= width
+        wait_thumbnails(page, 4, ".dupes-list")
+        shot(page, f"duplicates-{width}")
+        assert page.console_errors == []
+    finally:
+        context.close()
+
+
+def assert_fits(page: Any, width: int) -> None:
+    """No horizontal scroll, and every card's name and folder stay inside the card."""
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    overflowing = page.evaluate(
+        """() => Array.from(document.querySelectorAll('.card')).filter(c => c.offsetParent).flatMap(c => {
+            const box = c.getBoundingClientRect();
+            return Array.from(c.querySelectorAll('.name, .folder, .score')).filter(el => el.getClientRects().length)
+                .filter(el => { const r = el.getBoundingClientRect();
+                                return r.left < box.left - 0.5 || r.right > box.right + 0.5; })
+                .map(el => c.querySelector('.name').textContent + ' ' + el.className);
+        })"""
+    )
+    assert overflowing == []
 
 
 def test_readme_screenshot(page: Any, server: LiveServer) -> None:

@@ -366,6 +366,30 @@ def test_duplicate_groups_mark_the_keeper(api: httpx.Client, ids: dict[str, int]
     assert len(one["groups"]) == 1 and one["has_more"] and one["total_groups"] == 2
 
 
+def test_duplicates_say_why_members_are_grouped(api: httpx.Client) -> None:
+    """Each member's match to the keeper and what changed; each group's kind and diameter; similar
+    shots (same colour, another scene for the toy embedder) only with ``similar=true``."""
+    page = api.get("/api/duplicates", params={"threshold": 0.02}).json()
+    assert page["similar"] is False
+    by_names = {tuple(Path(m["name"]).stem for m in g["members"]): g for g in page["groups"]}
+    assert set(by_names) == {("red-sunset", "red-sunset-copy"), ("blue-bokeh", "blue-bokeh-small")}
+    copy = by_names[("red-sunset", "red-sunset-copy")]
+    assert copy["kind"] == "identical file" and copy["diameter"] == pytest.approx(0, abs=1e-6)
+    assert [(m["match"], m["detail"]) for m in copy["members"]] == [("keeper", ""), ("identical file", "")]
+    small = by_names[("blue-bokeh", "blue-bokeh-small")]
+    assert small["kind"] == "same picture" and 0 <= small["diameter"] <= 0.02
+    pairs = [(m["match"], m["detail"]) for m in small["members"]]
+    assert pairs == [("keeper", ""), ("same picture", "resized")]
+
+    wide = api.get("/api/duplicates", params={"threshold": 0.02, "similar": True, "limit": 50}).json()
+    assert wide["similar"] is True
+    matches = {Path(m["name"]).stem: m["match"] for g in wide["groups"] for m in g["members"]}
+    assert matches["blue-bokeh-small"] == "same picture" and matches["red-sunset-copy"] == "identical file"
+    assert matches["blue-waves"] == "similar"  # the same colour, another scene: only with similar
+    assert all(g["diameter"] <= 0.02 + 1e-6 for g in wide["groups"])
+    assert any(g["kind"] == "similar" for g in wide["groups"])
+
+
 # ---------------------------------------------------------------------- URL queries and the SSRF guard
 
 

@@ -236,6 +236,14 @@ class BaseEmbeddingFunction:
         """Keyword arguments that rebuild this object in another process (JSON-able, no secrets)."""
         return {}
 
+    def ensure_ready(self, kind: Literal["text", "image"] = "image") -> None:
+        """Load (or check) now what embedding ``kind`` needs, so a setup problem shows before any item.
+
+        Local models download and load their tower; remote ones check that an API key is there. Raises
+        :class:`~lookalike.errors.ModelNotFoundError`, :class:`~lookalike.errors.AuthenticationError` or
+        :class:`~lookalike.errors.MissingDependencyError`. The default does nothing.
+        """
+
     # ----------------------------------------------------------------- configuration
     def config(self) -> dict[str, Any]:
         """The JSON-able configuration stored with a table, enough to rebuild this embedder.

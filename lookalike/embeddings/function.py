@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -89,6 +89,9 @@ class EmbeddingFunction(BaseEmbeddingFunction):
 
     def embed_texts(self, texts: list[str], *, purpose: Purpose) -> np.ndarray:
         return self._impl.embed_texts(texts, purpose=purpose)
+
+    def ensure_ready(self, kind: Literal["text", "image"] = "image") -> None:
+        self._impl.ensure_ready(kind)
 
     def prepare_image(self, ref: Any) -> Any:
         return self._impl.prepare_image(ref)

@@ -18,7 +18,7 @@ import os
 import random
 import threading
 import time
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 import httpx
 
@@ -114,6 +114,10 @@ class HTTPEmbeddingFunction(BaseEmbeddingFunction):
     def requires_api_key(self) -> bool:
         """Hosted APIs need a key; a self-hosted OpenAI-compatible server may not."""
         return True
+
+    def ensure_ready(self, kind: Literal["text", "image"] = "image") -> None:
+        """Check that an API key is at hand (no network)."""
+        self._key()
 
     def _key(self) -> str | None:
         if self._api_key is not None:

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
@@ -141,10 +141,21 @@ class ImagePreprocessor:
             return self.crop
         return self.size if self.resize_mode == "squash" else None
 
+    draft_factor: ClassVar[int] = 3
+    """JPEGs are decoded at reduced scale only while still this many times the model's input size."""
+
     @property
-    def draft_size(self) -> tuple[int, int]:
-        """Size JPEGs may be decoded at (DCT scaling): twice the model's input keeps resizing exact enough."""
-        side = 2 * max(self.size)
+    def draft_size(self) -> tuple[int, int] | None:
+        """Size JPEGs may be decoded at (DCT scaling, 1/2 to 1/8), or ``None`` when they must not be.
+
+        Measured with ``benchmarks/doors.py`` (reduced vs full decode, same resize geometry): a random
+        ViT-B/32 stays ≥ 0.99999 cosine from 1.5× its input up, the 32-pixel test models only reach
+        ≥ 0.9995 from 3× (below that they drop to 0.998). 3× keeps 12 MP 4:3 photos at 1/4 scale.
+        Without a resize the model sees the picture's own pixels, so nothing may be drafted.
+        """
+        if self.resize_mode is None:
+            return None
+        side = self.draft_factor * max(self.size)
         return side, side
 
     def resize_shape(self, width: int, height: int) -> tuple[int, int]:
@@ -158,7 +169,16 @@ class ImagePreprocessor:
     def __call__(self, image: Any) -> np.ndarray:
         """RGB PIL image → ``(3, H, W)`` float32 array."""
         if self.resize_mode is not None:
-            image = image.resize(self.resize_shape(*image.size), resample=self.resample)
+            from lookalike.images.decode import draft_region
+
+            region = draft_region(image)
+            if region is None:
+                image = image.resize(self.resize_shape(*image.size), resample=self.resample)
+            else:
+                # decoded at reduced JPEG scale: size and sample as if from the full-size picture, so
+                # the crop lands on the same pixels as a full decode's
+                shape = self.resize_shape(*region.full_size)
+                image = image.resize(shape, resample=self.resample, box=region.box)
         pixels = np.asarray(image, dtype=np.uint8)
         if self.crop is not None:
             pixels = _center_crop(pixels, self.crop)
@@ -279,6 +299,11 @@ class _TextEncoder:
     def __init__(self, files: ModelFiles, precision: Precision, threads: int | None, providers: Any) -> None:
         found = files.fetch("text", precision)
         source = files.source
+        # int8 exports are dynamically quantised: activations are scaled by the maximum over the whole
+        # input tensor, so in a batch one item's vector depends on the others (cosine 0.9993 on the tiny
+        # model, 0.9998 on ViT-B/32). One item per run keeps every vector the same through every door,
+        # and costs little: 37 vs 36 ms per image for ViT-B/32 on 2 cores.
+        self.one_at_a_time = precision == "int8"
         try:
             from tokenizers import Tokenizer
         except ImportError as exc:
@@ -349,6 +374,8 @@ class _TextEncoder:
         return feeds
 
     def embed(self, texts: list[str]) -> np.ndarray:
+        if self.one_at_a_time and len(texts) > 1:
+            return np.concatenate([self.tower.run(self.encode([t])) for t in texts])
         return self.tower.run(self.encode(texts))
 
 
@@ -376,9 +403,14 @@ class _ImageEncoder:
             threads=threads, providers=providers,
         )  # fmt: skip
         self.dtype = np.float16 if "float16" in str(self.tower.input.type) else np.float32
+        self.one_at_a_time = precision == "int8"
 
     def embed(self, pixels: np.ndarray) -> np.ndarray:
-        return self.tower.run({self.tower.input.name: pixels.astype(self.dtype, copy=False)})
+        pixels = pixels.astype(self.dtype, copy=False)
+        if self.one_at_a_time and len(pixels) > 1:
+            # see _TextEncoder.one_at_a_time: a picture's vector must not depend on its batch
+            return np.concatenate([self.tower.run({self.tower.input.name: p[None]}) for p in pixels])
+        return self.tower.run({self.tower.input.name: pixels})
 
 
 # ----------------------------------------------------------------------------------------- provider
@@ -474,6 +506,14 @@ class LocalOnnxEmbedding(BaseEmbeddingFunction):
                     config, where=f"{self._source.label}: preprocessor_config.json"
                 )
             return self._preprocessor
+
+    def ensure_ready(self, kind: Literal["text", "image"] = "image") -> None:
+        """Download (if needed) and load the text or image tower now."""
+        if kind == "text":
+            self._text_encoder()
+        else:
+            self.image_preprocessor()
+            self._image_encoder()
 
     def unload(self) -> None:
         """Release the ONNX sessions (they load again on the next call)."""

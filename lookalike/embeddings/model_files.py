@@ -105,6 +105,26 @@ def list_models() -> list[KnownModel]:
     return list(KNOWN_MODELS.values())
 
 
+def downloaded(
+    name: str, *, cache_dir: str | Path | None = None, revision: str | None = None
+) -> dict[str, int]:
+    """Which precisions of a model are fully in the local cache, with their size in bytes.
+
+    ``{"fp32": 605_000_000, "int8": 153_000_000}`` when both are; ``{}`` when neither is complete.
+    Reads the cache only: never the network.
+    """
+    source = resolve_model(name, revision=revision, cache_dir=cache_dir)
+    files = ModelFiles(source)
+    out: dict[str, int] = {}
+    for precision in PRECISIONS:
+        needed = [onnx_filename("text", precision), onnx_filename("vision", precision)]
+        needed += [*TEXT_FILES, *VISION_FILES]
+        sizes = [files.cached_size(n) for n in needed]
+        if all(size is not None for size in sizes):
+            out[precision] = sum(sizes)  # type: ignore[arg-type]
+    return out
+
+
 def check_precision(precision: str) -> Precision:
     """Validate a ``precision`` argument."""
     if precision not in PRECISIONS:
@@ -169,6 +189,59 @@ class ModelSource:
         if self.known is not None and self.name != self.repo_id:
             return f"model {self.name!r} ({self.repo_id})"
         return f"model {self.repo_id!r}"
+
+
+_HUB_CHECK_TIMEOUT = 5.0
+_hub_checked: dict[str, str] = {}
+_PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "HTTP_PROXY", "http_proxy")
+
+
+def hub_unreachable(timeout: float = _HUB_CHECK_TIMEOUT) -> str:
+    """Why the Hugging Face hub can't be reached from here ("" when it can, or when we can't tell).
+
+    A name that doesn't resolve or a connection that is refused fails in seconds here, where
+    huggingface_hub would spend half a minute or more in back-off retries per file. The answer is kept
+    for the process. Behind a proxy nothing is checked (the proxy resolves names, not us).
+    """
+    from urllib.parse import urlsplit
+
+    endpoint = os.environ.get("HF_ENDPOINT", "").strip() or "https://huggingface.co"
+    if any(os.environ.get(v) for v in _PROXY_VARS):
+        return ""
+    if endpoint in _hub_checked:
+        return _hub_checked[endpoint]
+    parts = urlsplit(endpoint)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    _hub_checked[endpoint] = reason = _probe(host, port, timeout) if host else ""
+    return reason
+
+
+def _probe(host: str, port: int, timeout: float) -> str:
+    import socket
+    from concurrent.futures import ThreadPoolExecutor
+    from concurrent.futures import TimeoutError as FutureTimeout
+
+    # getaddrinfo has no timeout of its own: a resolver that never answers must not hang the command
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lookalike-dns")
+    try:
+        addresses = pool.submit(socket.getaddrinfo, host, port, 0, socket.SOCK_STREAM).result(timeout)
+    except FutureTimeout:
+        return f"looking up {host} took over {timeout:g} s (no network, or no DNS server answers)"
+    except socket.gaierror as exc:
+        return f"{host} does not resolve ({exc.strerror or exc}: no network, or no DNS)"
+    finally:
+        pool.shutdown(wait=False)
+    last = ""
+    for family, kind, proto, _, address in addresses[:3]:
+        try:
+            with socket.socket(family, kind, proto) as sock:
+                sock.settimeout(timeout)
+                sock.connect(address)
+            return ""
+        except OSError as exc:
+            last = f"cannot connect to {host} port {port} ({exc.strerror or exc})"
+    return last
 
 
 def _looks_like_path(name: str) -> bool:
@@ -252,6 +325,27 @@ class ModelFiles:
         )
         return read_json(Path(hit), self.source) if isinstance(hit, str) else None
 
+    def cached_size(self, filename: str) -> int | None:
+        """Size of ``filename`` if it is already on disk (never downloads)."""
+        for rel in self._candidates(filename):
+            if self.source.directory is not None:
+                path: Path | None = self.source.directory / rel
+            else:
+                try:
+                    hub = _import_hub()
+                except MissingDependencyError:
+                    return None
+                hit = hub.try_to_load_from_cache(
+                    self.source.repo_id,
+                    rel,
+                    cache_dir=str(hub_cache_dir(self.source.cache_dir)),
+                    revision=self.source.revision,
+                )
+                path = Path(hit) if isinstance(hit, str) else None
+            if path is not None and path.is_file():
+                return path.stat().st_size
+        return None
+
     def get(self, filename: str, *, required: bool = True) -> Path | None:
         """Local path of ``filename`` (``*.onnx`` is looked up under ``onnx/`` too).
 
@@ -306,6 +400,15 @@ class ModelFiles:
             absent += hit is not None  # huggingface_hub remembers files a repo does not have
         if absent == len(self._candidates(filename)) and not required:
             return None
+        if not offline:
+            unreachable = hub_unreachable()
+            if unreachable:
+                if not required:
+                    return None
+                raise ModelNotFoundError(
+                    f"{self.source.label}: {filename} is not in the local Hugging Face cache and the "
+                    f"Hugging Face hub can't be reached: {unreachable}. " + self._how_to_fix()
+                )
         for rel in self._candidates(filename):
             try:
                 return Path(
@@ -351,10 +454,12 @@ class ModelFiles:
     def _how_to_fix(self) -> str:
         name = self.source.known.alias if self.source.known else self.source.repo_id
         return (
-            f"Download it where the internet is reachable with `lookalike models download {name}` "
-            f"(or `huggingface-cli download {self.source.repo_id}`) and copy the Hugging Face cache "
-            f"({hub_cache_dir(self.source.cache_dir)}) here, or pass the path of a directory holding "
-            "the model files as the model name"
+            f"To set it up without a network here: on a computer with internet access run "
+            f"`lookalike models download {name}` and copy its Hugging Face cache folder to "
+            f"{hub_cache_dir(self.source.cache_dir)} on this one; or put the model's files "
+            f"(https://huggingface.co/{self.source.repo_id}: onnx/, tokenizer.json, "
+            "preprocessor_config.json, config.json) in a folder and use that folder as the model "
+            "(`--model ./my-model` on the command line, `local/./my-model` in Python)"
         )
 
     def _missing(self, filename: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,9 +48,16 @@ def known_providers() -> list[str]:
 
 
 def split_model_name(model_name: str) -> tuple[str, str]:
-    """``"jina_ai/jina-embeddings-v4"`` → ``("jina_ai", "jina-embeddings-v4")``."""
+    """``"jina_ai/jina-embeddings-v4"`` → ``("jina_ai", "jina-embeddings-v4")``.
+
+    A folder (``"./my-clip"``, ``"/models/clip"``, ``"~/clip"``) holding a model's files is a local model.
+    """
     provider, sep, model = model_name.partition("/")
     provider = _ALIASES.get(provider, provider)
+    if provider not in _PROVIDERS and model_name.startswith(("/", "./", "../", "~", ".\\")):
+        if not os.path.isdir(os.path.expanduser(model_name)):
+            raise ConfigurationError(f"model folder {model_name!r} does not exist")
+        return "local", model_name
     if not sep or not model or provider not in _PROVIDERS:
         raise ConfigurationError(
             f"unknown embedding model {model_name!r}: use 'provider/model' with provider one of "

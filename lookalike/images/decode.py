@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import unquote_to_bytes, urlsplit
 from urllib.request import url2pathname
 
@@ -30,11 +30,14 @@ from PIL import Image, ImageFile
 from lookalike.errors import ImageInputError, LookalikeError, MissingDependencyError, describe_item
 from lookalike.images.fetch import HttpFetcher, default_fetcher, sniff_html
 from lookalike.images.refs import is_url
+from lookalike.paths import from_text
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
+    "DraftRegion",
     "ImageSource",
     "decode_image",
+    "draft_region",
     "get_max_pixels",
     "load_image",
     "read_source",
@@ -132,6 +135,10 @@ def _read_string(ref: str, fetcher: HttpFetcher | None) -> ImageSource:
         raise ImageInputError(f"{name}: unsupported URL scheme {scheme.group(1)!r}", item=name)
     if not ref.strip():
         raise ImageInputError(f"{name!r}: empty string is not an image path or URL", item=name)
+    # a folder index stores names that are not UTF-8 in an escaped text form (lookalike.paths)
+    unescaped = from_text(ref)
+    if unescaped != ref and not os.path.lexists(ref):
+        ref = unescaped
     return ImageSource(name=name, data=_read_path(Path(ref).expanduser(), name))
 
 
@@ -359,9 +366,10 @@ def decode_image(
     """Decode a source to a fully loaded RGB image, upright per EXIF, first frame of an animation.
 
     ``draft_size`` lets JPEGs decode at a reduced scale (1/2, 1/4, 1/8) that is still at least that size,
-    which is several times faster for big photos; ``max_pixels`` refuses images whose header claims
-    more pixels (default: :func:`get_max_pixels`). In-memory images are only converted, except
-    those straight from ``Image.open``, which get the cap, draft and EXIF orientation too.
+    which is several times faster for big photos (:func:`draft_region` then tells where the picture
+    lies in the result, to resize it as a full decode would be); ``max_pixels`` refuses images whose
+    header claims more pixels (default: :func:`get_max_pixels`). In-memory images are only converted,
+    except those straight from ``Image.open``, which get the cap, draft and EXIF orientation too.
     """
     if not isinstance(source, ImageSource):
         source = read_source(source)
@@ -397,14 +405,76 @@ def _finish(
         return _to_rgb(im, name)
     _check_pixels(im.size, limit, name)
     orientation = _orientation(im)
+    full_size = im.size
+    box: tuple[float, float, float, float] | None = None
     if draft_size is not None and im.format in ("JPEG", "MPO"):
         width, height = draft_size
         # the draft size is for the upright picture; the stored one is turned for orientations 5..8
-        im.draft(None, (height, width) if orientation >= 5 else (width, height))
+        drafted = im.draft(None, (height, width) if orientation >= 5 else (width, height))
+        if drafted is not None and im.size != full_size:
+            box = drafted[1]
     im.load()
     rgb = _to_rgb(im, name)
     method = _ORIENTATION.get(orientation)
-    return rgb.transpose(method) if method is not None else rgb
+    if method is not None:
+        rgb = rgb.transpose(method)
+    if box is not None:
+        upright = (full_size[1], full_size[0]) if orientation >= 5 else full_size
+        _mark_draft(rgb, DraftRegion(_transpose_box(box, im.size, method), upright))
+    return rgb
+
+
+# -- reduced-scale JPEG decoding -----------------------------------------------------------------------
+
+_DRAFT_KEY = "lookalike.draft"
+
+
+class DraftRegion(NamedTuple):
+    """Where the whole picture lies in an image decoded at reduced JPEG scale.
+
+    A JPEG decoded at 1/2, 1/4 or 1/8 scale has its size rounded up, so its last row or column is partly
+    padding: ``box`` (left, upper, right, lower, in the decoded image's pixels, possibly fractional) is
+    the region that maps exactly onto the picture, and ``full_size`` is the picture's upright size at
+    full scale. Resizing with ``box=`` and shape computed from ``full_size`` samples the same geometry
+    as a full decode would, which keeps vectors from both within rounding of each other.
+    """
+
+    box: tuple[float, float, float, float]
+    full_size: tuple[int, int]
+
+
+def draft_region(image: Image.Image) -> DraftRegion | None:
+    """The :class:`DraftRegion` of an image :func:`decode_image` decoded at reduced scale, else ``None``."""
+    region = image.info.get(_DRAFT_KEY)
+    # edits (resize, crop, paste) keep ``info`` but change the pixels: trust the mark only while the
+    # size still matches the one it was made for
+    if isinstance(region, tuple) and len(region) == 3 and region[2] == image.size:
+        return DraftRegion(region[0], region[1])
+    return None
+
+
+def _mark_draft(image: Image.Image, region: DraftRegion) -> None:
+    image.info[_DRAFT_KEY] = (region.box, region.full_size, image.size)
+
+
+def _transpose_box(
+    box: tuple[float, float, float, float], size: tuple[int, int], method: Image.Transpose | None
+) -> tuple[float, float, float, float]:
+    """``box`` (anchored at the origin, as Pillow's draft gives it) after ``method`` turns a
+    ``size`` picture: the partial padding row/column moves with the edge it belongs to."""
+    _, _, bw, bh = box
+    w, h = size
+    T = Image.Transpose
+    return {
+        None: (0.0, 0.0, bw, bh),
+        T.FLIP_LEFT_RIGHT: (w - bw, 0.0, float(w), bh),
+        T.FLIP_TOP_BOTTOM: (0.0, h - bh, bw, float(h)),
+        T.ROTATE_180: (w - bw, h - bh, float(w), float(h)),
+        T.ROTATE_90: (0.0, w - bw, bh, float(w)),
+        T.ROTATE_270: (h - bh, 0.0, float(h), bw),
+        T.TRANSPOSE: (0.0, 0.0, bh, bw),
+        T.TRANSVERSE: (h - bh, w - bw, float(h), float(w)),
+    }[method]
 
 
 def _guarded(name: str, fmt: str, work: Callable[[], Image.Image]) -> Image.Image:

@@ -46,7 +46,7 @@ from lookalike.errors import (
     TableNotFoundError,
     VectorError,
 )
-from lookalike.images import HttpFetcher, ImageSource, decode_image, read_source, sniff_format
+from lookalike.images import HttpFetcher, ImageSource, read_source, sniff_format
 from lookalike.server import DEFAULT_MAX_UPLOAD_BYTES
 from lookalike.server.security import BodyLimit, HostGuard, PathGuard, TokenGuard
 from lookalike.server.thumbnails import DEFAULT_CACHE_BYTES, THUMBNAIL_SIZES, LRUCache, make_thumbnail
@@ -157,12 +157,21 @@ class ItemsPage(BaseModel):
 
 class DuplicateMember(Hit):
     keeper: bool
+    match: str = Field(
+        description='how this member relates to the keeper: "keeper", "identical file", "same picture" or "similar"'
+    )
+    detail: str = Field(
+        description='what changed, e.g. "resized, format change" (empty when unknown; "vectors only (…)" '
+        "when the pixels could not be compared)"
+    )
 
 
 class DuplicateGroup(BaseModel):
     keeper: Any = Field(description="the id of the suggested keeper (listed first)")
     size: int
     exact: bool = Field(description="every member has the same content")
+    kind: str = Field(description='the weakest member match: "identical file", "same picture" or "similar"')
+    diameter: float = Field(description="the largest cosine distance between any two members")
     reason: str
     members: list[DuplicateMember]
 
@@ -170,6 +179,7 @@ class DuplicateGroup(BaseModel):
 class DuplicatesPage(BaseModel):
     threshold: float | None
     exact: bool
+    similar: bool
     total_groups: int
     offset: int
     limit: int
@@ -324,8 +334,12 @@ class Backend:
                 404, "image_unavailable", f"the image of item {item_id!r} is unavailable: {exc}"
             ) from exc
 
-    def decode_query_image(self, data: bytes, name: str) -> Any:
-        """Decode uploaded or downloaded bytes; 415 when they are not a picture at all."""
+    def decode_query_image(self, data: bytes, name: str) -> bytes:
+        """Check uploaded or downloaded bytes (415 when they are not a picture at all) and return them.
+
+        The embedder decodes them itself, exactly as it decodes a path to the same file when indexing
+        (JPEG draft scale included), so an upload of an indexed file finds that file at distance 0.
+        """
         if not data:
             raise ApiError(400, "empty_image", f"{name}: empty (0 bytes), not an image")
         fmt = sniff_format(data)
@@ -336,11 +350,12 @@ class Backend:
                 "not_an_image",
                 f"{name} is not an image ({what}); send a JPEG, PNG, GIF, WebP, BMP, TIFF, AVIF or HEIC picture",
             )
-        return decode_image(ImageSource(name=name, data=data))
+        return data
 
     # -------------------------------------------------------------- duplicates
-    def duplicate_groups(self, threshold: float | None, exact: bool) -> list[Any]:
-        """The table's duplicate groups; a scan is reused until the row count changes."""
+    def duplicate_groups(self, threshold: float | None, exact: bool, similar: bool = False) -> list[Any]:
+        """The table's duplicate groups (with ``similar`` shots too); a scan is reused until the row
+        count changes."""
         find = getattr(self.table, "find_duplicates", None)
         if find is None:
             try:
@@ -350,24 +365,30 @@ class Backend:
                     501, "not_available", "this version of lookalike cannot find duplicates"
                 ) from None
             find = functools.partial(find_duplicates, self.table)
-        key = (threshold, exact, self.table.rows())
+        key = (threshold, exact, similar, self.table.rows())
         groups = self.duplicate_scans.get(key)
         if groups is None:
-            groups = list(find(threshold=threshold, exact=exact, limit=None))
+            groups = list(find(threshold=threshold, exact=exact, limit=None, similar=similar))
             self.duplicate_scans.put(key, groups)
         return groups
 
     def group_json(self, group: Any) -> dict[str, Any]:
         """A :class:`~lookalike.duplicates.DuplicateGroup` (keeper first) as JSON, members as hits."""
         members = []
-        for item_id, row, distance in zip(group.ids, group.rows, group.keeper_distances):
+        for item_id, row, distance, match, detail in zip(
+            group.ids, group.rows, group.keeper_distances, group.labels, group.details
+        ):
             hit = self.hit({**row, self.pk: item_id, "_distance": distance})
             hit["keeper"] = item_id == group.keeper
+            hit["match"] = match
+            hit["detail"] = detail
             members.append(hit)
         return {
             "keeper": _json_value(group.keeper),
             "size": len(members),
             "exact": bool(group.exact),
+            "kind": group.kind,
+            "diameter": round(float(group.diameter), 6),
             "reason": group.reason,
             "members": members,
         }
@@ -663,7 +684,14 @@ def create_app(
                 data = backend.fetcher.fetch(url)
             except ImageInputError as exc:
                 code = "url_refused" if "refused" in exc.message else "fetch_failed"
-                raise ApiError(400, code, exc.message) from exc
+                message = exc.message
+                if code == "url_refused" and "private" in message:
+                    # The library's message names no CLI flag; here the flag is the way out.
+                    message += (
+                        ". This server does not fetch private or local addresses; start it with "
+                        "lookalike serve --allow-private-urls (allow_private_urls=True in Python) to allow them"
+                    )
+                raise ApiError(400, code, message) from exc
             return backend.embed(image=backend.decode_query_image(data, url))
 
         vector = backend.query_vector(("url", url), make)
@@ -675,15 +703,18 @@ def create_app(
             None, ge=0, description="largest distance inside a group (default: the library's)"
         ),
         exact: bool = Query(True, description="also group byte-identical files"),
+        similar: bool = Query(False, description="also show similar shots (same scene, another shot)"),
         offset: int = Query(0, ge=0, description="groups to skip"),
         limit: int = Query(20, ge=1, le=MAX_PAGE_SIZE, description="groups per page"),
     ) -> dict[str, Any]:
-        """Groups of duplicate images, each with the one to keep marked."""
-        groups = backend.duplicate_groups(threshold, exact)
+        """Groups of copies of one picture, each with the one to keep marked and every member's match
+        to it (identical file, same picture, or with ``similar`` also similar shots) and what changed."""
+        groups = backend.duplicate_groups(threshold, exact, similar)
         shaped = [backend.group_json(g) for g in groups[offset : offset + limit]]
         return {
             "threshold": threshold,
             "exact": exact,
+            "similar": similar,
             "total_groups": len(groups),
             "offset": offset,
             "limit": limit,

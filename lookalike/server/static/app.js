@@ -84,7 +84,49 @@ function fmtScore(hit) {
   return typeof hit.score === "number" ? hit.score.toFixed(3) : "";
 }
 
-function card(hit, { onClick, badge, extra } = {}) {
+// Where an item lives, to tell copies apart: the folder of a path, the host of a URL.
+function sourceOf(hit) {
+  if (typeof hit.path === "string") return hit.path;
+  const column = state.stats && state.stats.image_column;
+  const value = column && hit.metadata ? hit.metadata[column] : null;
+  return typeof value === "string" ? value : null;
+}
+
+function placeOf(source) {
+  if (!source || /^data:/i.test(source)) return null;
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(source) && !/^file:/i.test(source)) {
+    try {
+      const host = new URL(source).host;
+      return host ? { head: "", tail: host } : null;
+    } catch (err) {
+      return null;
+    }
+  }
+  const path = source.replace(/^file:\/\//i, "").replace(/\\/g, "/").replace(/\/+$/, "");
+  const cut = path.lastIndexOf("/");
+  if (cut < 0) return null;  // a bare file name: no folder to show
+  const folder = path.slice(0, cut) || "/";
+  // The last two folders stay whole; what comes before them is what gets cut short (CSS ellipsis).
+  const parts = folder.split("/");
+  const keep = parts.length > 3 ? 2 : parts.length;
+  const head = parts.slice(0, parts.length - keep).join("/");
+  const tail = parts.slice(parts.length - keep).join("/") || "/";
+  return { head: head ? head + "/" : "", tail };
+}
+
+function showPlace(node, hit) {
+  const source = sourceOf(hit);
+  const place = placeOf(source);
+  const el = node.querySelector(".folder");
+  if (!place) return source;
+  el.querySelector(".dir-head").textContent = place.head;
+  el.querySelector(".dir-tail").textContent = place.tail;
+  el.title = source;
+  el.hidden = false;
+  return source;
+}
+
+function card(hit, { onClick, badge, extra, note } = {}) {
   const node = $("card-template").content.firstElementChild.cloneNode(true);
   const img = node.querySelector("img");
   img.dataset.src = hit.thumbnail_url;
@@ -93,11 +135,19 @@ function card(hit, { onClick, badge, extra } = {}) {
   node.querySelector(".name").textContent = hit.name;
   node.querySelector(".name").title = hit.name;
   node.querySelector(".score").textContent = extra !== undefined ? extra : fmtScore(hit);
+  const source = showPlace(node, hit);
+  if (note) {
+    const n = document.createElement("span");
+    n.className = "note";
+    n.textContent = note;
+    n.title = note;
+    node.querySelector(".meta").appendChild(n);
+  }
   const open = node.querySelector(".open");
   open.href = withToken(hit.image_url);
   open.addEventListener("click", (ev) => ev.stopPropagation());
   node.dataset.id = String(hit.id);
-  node.title = `${hit.name}: click for more like this`;
+  node.title = `${source || hit.name}: click for more like this`;
   if (badge) {
     const b = document.createElement("span");
     b.className = "badge";
@@ -129,6 +179,25 @@ function errorText(err) {
   if (err.code === "not_found") return ["Not found", err.message];
   if (err.code === "network") return ["Connection lost", err.message];
   return ["Something went wrong", err.message];
+}
+
+// What the numbers on the cards mean (README: _score is "higher is more similar" for every metric).
+const SCORE_MEANS = {
+  cosine: "Score = cosine similarity to the query: higher is more alike, 1.000 is identical.",
+  l2: "Score = 1 / (1 + L2 distance) to the query: higher is more alike, 1.000 is identical.",
+  l1: "Score = 1 / (1 + L1 distance) to the query: higher is more alike, 1.000 is identical.",
+  inner_product: "Score = inner product with the query: higher is more alike (1.000 is identical for unit-length vectors).",
+};
+const DISTANCE_MEANS = {
+  cosine: "d = cosine distance to the keeper (1 − cosine similarity): 0 is identical, smaller is more alike.",
+  l2: "d = L2 distance to the keeper: 0 is identical, smaller is more alike.",
+  l1: "d = L1 distance to the keeper: 0 is identical, smaller is more alike.",
+  inner_product: "d = −(inner product with the keeper): smaller is more alike.",
+};
+
+function setLegends(metric) {
+  $("score-legend").textContent = SCORE_MEANS[metric] || "Score: higher is more alike.";
+  $("dupes-legend").textContent = DISTANCE_MEANS[metric] || "d = distance to the keeper: smaller is more alike.";
 }
 
 function setQueryBar(label, thumb) {
@@ -164,6 +233,7 @@ async function runSearch(query) {
   const seq = ++state.seq;
   $("grid").replaceChildren();
   $("search-message").hidden = true;
+  $("score-legend").hidden = true;
   $("more").hidden = true;
   if (state.previewUrl && query.kind !== "image") {
     URL.revokeObjectURL(state.previewUrl);
@@ -196,6 +266,7 @@ async function loadPage(seq) {
     state.offset += body.results.length;
     state.hasMore = body.has_more;
     $("more").hidden = !state.hasMore;
+    $("score-legend").hidden = !state.offset || !body.results.some((hit) => typeof hit.score === "number");
     if (state.offset === 0) emptyState();
     document.body.dataset.state = state.offset ? "results" : "empty";
   } catch (err) {
@@ -263,6 +334,7 @@ async function loadDupes(reset) {
   msg.hidden = true;
   $("dupes-more").hidden = true;
   const params = new URLSearchParams({ offset: state.dupes.offset, limit: 20, exact: $("exact").checked });
+  if ($("similar").checked) params.set("similar", "true");
   const threshold = $("threshold").value.trim();
   if (threshold) params.set("threshold", threshold);
   list.classList.add("loading");
@@ -290,19 +362,34 @@ async function loadDupes(reset) {
   }
 }
 
+const GROUP_KINDS = { "identical file": "identical", "same picture": "same", "similar": "similar" };
+
 function groupNode(group, n) {
   const section = document.createElement("section");
   section.className = "group";
   const header = document.createElement("header");
-  header.textContent = `Group ${n}`;
+  const title = document.createElement("span");
+  title.textContent = `Group ${n}`;
+  header.appendChild(title);
+  if (typeof group.kind === "string" && group.kind) {
+    const kind = document.createElement("span");
+    kind.className = "kind" + (GROUP_KINDS[group.kind] ? " kind-" + GROUP_KINDS[group.kind] : "");
+    kind.textContent = group.kind;
+    header.appendChild(kind);
+  }
   const small = document.createElement("small");
-  small.textContent = `${group.size} images · keep 1, ${group.size - 1} can go`;
+  let summary = `${group.size} images · keep 1, ${group.size - 1} can go`;
+  if (typeof group.diameter === "number") summary += ` · spread d ${group.diameter.toFixed(3)}`;
+  small.textContent = summary;
   header.appendChild(small);
   const members = document.createElement("div");
   members.className = "members";
   for (const m of group.members) {
     const extra = m.keeper ? "" : (typeof m.distance === "number" ? `d ${m.distance.toFixed(3)}` : "");
-    const node = card(m, { badge: m.keeper ? "Keep" : null, extra });
+    const match = typeof m.match === "string" && m.match !== "keeper" ? m.match : "";
+    const detail = typeof m.detail === "string" ? m.detail : "";
+    const note = [match, detail].filter(Boolean).join(" · ");
+    const node = card(m, { badge: m.keeper ? "Keep" : null, extra, note });
     if (m.keeper) node.classList.add("keeper");
     members.appendChild(node);
   }
@@ -313,6 +400,8 @@ function groupNode(group, n) {
 // ------------------------------------------------------------------ views and input
 
 function showView(view) {
+  // The search box belongs to the Search view: no stale search text over the duplicate groups.
+  $("search-form").hidden = view !== "search";
   $("view-search").hidden = view !== "search";
   $("view-dupes").hidden = view !== "dupes";
   document.querySelectorAll(".tab").forEach((tab) => {
@@ -346,6 +435,7 @@ $("dupes-form").addEventListener("submit", (ev) => {
   loadDupes(true);
 });
 $("dupes-more").addEventListener("click", () => loadDupes(false));
+$("similar").addEventListener("change", () => loadDupes(true));
 
 // Paste an image (or an image URL outside the search box) anywhere on the page.
 document.addEventListener("paste", (ev) => {
@@ -411,6 +501,7 @@ async function start() {
   try {
     state.stats = await api("/api/stats");
     const s = state.stats;
+    setLegends(s.metric);
     $("stats").textContent = `${s.rows.toLocaleString()} images · ${s.model || "no model"}`;
     if (!s.duplicates_available) document.querySelector('[data-view="dupes"]').title = "Not available on this server";
   } catch (err) {
