@@ -2,10 +2,15 @@
 
     python benchmarks/engines.py --rows 100000          # pgserver in a temp folder (about 3-5 min)
     python benchmarks/engines.py --url postgresql://... --rows 20000 --queries 50
+    python benchmarks/engines.py --ef-sweep                # default hnsw.ef_search: recall@10 per beam
 
 Vectors are synthetic clustered unit vectors (4,096 gaussian clusters around a shared direction, like
 CLIP's anisotropic embeddings), as in docs/reference measurements. Recall@10 is against numpy brute
 force. Not a test: it prints a table of figures.
+
+``--ef-sweep`` measures what the default search-time beam (``hnsw.ef_search``) buys on the hard case:
+uniformly random unit vectors (20,000 x 32 by default, HNSW defaults m=16, ef_construction=64), for
+the default beam and for each beam given with ``num_candidate`` (which sets ``hnsw.ef_search``).
 """
 
 from __future__ import annotations
@@ -56,6 +61,48 @@ def timed(fn, repeat: int) -> tuple[float, list]:  # type: ignore[no-untyped-def
     return (time.perf_counter() - start) / repeat * 1000, out
 
 
+def random_unit(n: int, dims: int, seed: int = 0) -> np.ndarray:
+    """Uniform on the sphere: no cluster structure for the graph to exploit (a hard case for HNSW)."""
+    data = np.random.default_rng(seed).standard_normal((n, dims)).astype(np.float32)
+    return data / np.linalg.norm(data, axis=1, keepdims=True)
+
+
+def ef_sweep(url: str, n: int, dims: int, queries: int, k: int = 10) -> dict[str, float]:
+    """Recall@k of the default beam and of fixed beams, on random unit vectors with an HNSW index."""
+    data = random_unit(n, dims)
+    qs = random_unit(queries, dims, seed=1)
+
+    class Sweep(TableModel):
+        __tablename__ = "bench_ef_sweep"
+        id: int = Field(primary_key=True)
+        vec: list[float] | None = VectorField(dimensions=dims)
+
+    client = lookalike.connect(url)
+    table = client.create_table(schema=Sweep, if_exists="overwrite")
+    ids = np.array([r["id"] for r in table.bulk_insert([{"vec": v} for v in data], chunk_size=5000)])
+    table.create_vector_index(metric="cosine")
+    truth = [set(ids[np.argsort(1.0 - data @ q)[:k]].tolist()) for q in qs]
+    out: dict[str, float] = {}
+    for ef in (None, 40, 64, 80, 100, 128, 160, 200):
+        got = []
+        start = time.perf_counter()
+        for q in qs:
+            s = table.search(q).limit(k).select("id")
+            if ef is not None:
+                s = s.num_candidate(ef)
+            got.append({r["id"] for r in s.to_list()})
+        ms = (time.perf_counter() - start) / len(qs) * 1000
+        rec = float(np.mean([len(g & t) / k for g, t in zip(got, truth)]))
+        label = "default" if ef is None else f"ef_search={ef}"
+        out[label] = rec
+        print(
+            f"{n:,} x {dims} random unit vectors, top-{k}, {label}: recall {rec:.3f}, {ms:.2f} ms", flush=True
+        )
+    client.drop_table("bench_ef_sweep")
+    client.close()
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", type=int, default=100_000)
@@ -64,6 +111,7 @@ def main() -> None:
     ap.add_argument("--url", default=None, help="PostgreSQL URL (default: a pgserver in a temp folder)")
     ap.add_argument("--chunk", type=int, default=5000, help="bulk_insert chunk size")
     ap.add_argument("--maintenance-work-mem", default="1GB", help="for the HNSW build")
+    ap.add_argument("--ef-sweep", action="store_true", help="only measure recall by hnsw.ef_search")
     args = ap.parse_args()
 
     url = args.url
@@ -76,6 +124,12 @@ def main() -> None:
             base.chmod(0o755)  # as root, pgserver's own user must reach the data folder
             atexit.register(shutil.rmtree, base, True)  # runs after pgserver's own cleanup (LIFO)
             url = pgserver.get_server(base / "data", cleanup_mode="delete").get_uri()
+
+    if args.ef_sweep:
+        rows = args.rows if args.rows != ap.get_default("rows") else 20_000
+        dims = args.dims if args.dims != ap.get_default("dims") else 32
+        print(json.dumps(ef_sweep(url, rows, dims, args.queries), indent=2))
+        return
 
     n, d = args.rows, args.dims
     print(f"generating {n:,} x {d} clustered vectors ...", flush=True)

@@ -178,3 +178,25 @@ def read_sources(conn: Connection, table: str, column: str | None = None) -> dic
 def forget_table(conn: Connection, table: str) -> None:
     """Drop a table's source records (when the table is dropped or truncated)."""
     conn.execute(sa.delete(SOURCES).where(SOURCES.c.tbl == table))
+
+
+def forget_rows(
+    conn: Connection, table: sa.Table, primary_key: str, where: Any, column: str | None = None
+) -> None:
+    """Drop the source records of the rows of ``table`` matching ``where`` (all rows when None),
+    of one vector ``column`` or of all; call it before the rows themselves go, in their transaction.
+
+    A record left behind would be inherited by a later row that reuses the id (SQLite reuses the
+    highest rowid), which would then pass for a byte-identical copy of a picture it is not.
+    """
+    if where is None and column is None:
+        forget_table(conn, table.name)
+        return
+    # records are keyed by the id as text (see record_sources): match them with the same rendering
+    rids = sa.select(sa.cast(table.c[primary_key], sa.String))
+    if where is not None:
+        rids = rids.where(where)
+    cond = (SOURCES.c.tbl == table.name) & SOURCES.c.rid.in_(rids.scalar_subquery())
+    if column is not None:
+        cond = cond & (SOURCES.c.col == column)
+    conn.execute(sa.delete(SOURCES).where(cond))

@@ -110,7 +110,7 @@ class Client:
             token = self._session.set(conn)
             try:
                 trans = conn.begin()
-            except sa.exc.SQLAlchemyError as exc:
+            except (sa.exc.SQLAlchemyError, *engine.driver_errors) as exc:
                 self._session.reset(token)
                 raise engine.translate_error(exc) from exc
             try:
@@ -122,7 +122,7 @@ class Client:
             else:
                 try:
                     trans.commit()
-                except sa.exc.SQLAlchemyError as exc:
+                except (sa.exc.SQLAlchemyError, *engine.driver_errors) as exc:
                     engine.notify_reset()
                     raise engine.translate_error(exc) from exc
             finally:
@@ -136,7 +136,7 @@ class Client:
         if conn is not None:
             try:
                 yield conn
-            except sa.exc.SQLAlchemyError as exc:
+            except (sa.exc.SQLAlchemyError, *engine.driver_errors) as exc:
                 raise engine.translate_error(exc) from exc
             return
         with engine.begin(write=write) as conn:
@@ -261,7 +261,7 @@ class Client:
                 rows = [dict(r._mapping) for r in result] if result.returns_rows else []
             except LookalikeError:
                 raise
-            except sa.exc.SQLAlchemyError as exc:
+            except (sa.exc.SQLAlchemyError, *self.engine.driver_errors) as exc:
                 raise self.engine.translate_error(exc) from exc
         return QueryResult(rows)
 

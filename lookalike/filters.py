@@ -72,7 +72,9 @@ class _Compiler:
         if op == "$not":
             if not isinstance(value, Mapping):
                 raise FilterError(f"$not takes a filter dict, got {value!r}")
-            return sa.not_(self.mapping(value))
+            # NOT of a NULL comparison is NULL, which would drop the row from both F and {"$not": F};
+            # counting NULL as false first makes $not the complement of its filter
+            return sa.not_(sa.func.coalesce(self.mapping(value), sa.false(), type_=sa.Boolean))
         if op in ("$and", "$or"):
             if not isinstance(value, (list, tuple)) or not value:
                 raise FilterError(f"{op} takes a non-empty list of filter dicts, got {value!r}")
@@ -112,15 +114,25 @@ class _Compiler:
         if op not in FIELD_OPS:
             raise FilterError(f"unknown filter operator {op!r} on {name!r}; known: {', '.join(FIELD_OPS)}")
         if op == "$exists":
-            expr = _json_value(col, path, None) if path else col
-            return expr.is_not(None) if arg else expr.is_(None)
+            missing = _missing(col, path)
+            return sa.not_(missing) if arg else missing
         if op in ("$in", "$nin"):
             if not isinstance(arg, (list, tuple, set, frozenset)):
                 raise FilterError(f"{op} on {name!r} takes a list, got {arg!r}")
-            values = list(arg)
-            sample = next((v for v in values if v is not None), None)
+            values = [v for v in arg if v is not None]
+            # a None in the list stands for a missing value, as in {"$eq": None}: SQL's IN (NULL)
+            # would never match it (and NOT IN (NULL) would match nothing at all)
+            with_null = len(values) < len(arg)
+            sample = values[0] if values else None
             expr = _json_value(col, path, sample) if path else col
-            return expr.in_(values) if op == "$in" else sa.or_(expr.not_in(values), expr.is_(None))
+            if not path and any(_fractional_on_int(col, v) for v in values):
+                values = [_typed(col, v) for v in values]
+            missing = _missing(col, path)
+            if op == "$in":
+                return sa.or_(expr.in_(values), missing) if with_null else expr.in_(values)
+            if with_null:
+                return sa.and_(expr.not_in(values), sa.not_(missing))
+            return sa.or_(expr.not_in(values), missing)
         if op == "$contains":
             if path or isinstance(col.type, sa.JSON):
                 target = col[tuple(path)] if path else col
@@ -140,10 +152,15 @@ class _Compiler:
         expr = _json_value(col, path, arg) if path else col
         if arg is None:
             if op == "$eq":
-                return expr.is_(None)
+                return _missing(col, path)
             if op == "$ne":
-                return expr.is_not(None)
+                return sa.not_(_missing(col, path))
             raise FilterError(f"{op} on {name!r} can't compare with null")
+        if isinstance(arg, bool):
+            # SQLAlchemy refuses `col < True` (only = and != take a bare True/False): bind it
+            arg = sa.literal(arg, sa.Boolean())
+        elif not path and _fractional_on_int(col, arg):
+            arg = _typed(col, arg)
         return {
             "$eq": expr.__eq__,
             "$ne": lambda v: sa.or_(expr != v, expr.is_(None)),
@@ -152,6 +169,29 @@ class _Compiler:
             "$lt": expr.__lt__,
             "$lte": expr.__le__,
         }[op](arg)
+
+
+def _fractional_on_int(col: Any, value: Any) -> bool:
+    return isinstance(value, float) and isinstance(col.type, sa.Integer)
+
+
+def _typed(col: Any, value: Any) -> Any:
+    """A float compared with an integer column, bound as a float.
+
+    Bound with the column's type, PostgreSQL's driver casts it (``%(p)s::INTEGER``): 0.001 becomes 0
+    and ``i > 0.5`` becomes ``i > 1``.
+    """
+    return sa.literal(value, sa.Float()) if _fractional_on_int(col, value) else value
+
+
+def _missing(col: Any, path: list[str]) -> ColumnElement[bool]:
+    """True when ``col`` (at ``path``) holds no value: SQL NULL, a missing key or a JSON ``null``."""
+    if path:
+        return _json_value(col, path, None).is_(None)  # a JSON null at a path reads as SQL NULL
+    if isinstance(col.type, sa.JSON):
+        # a whole JSON column may hold JSON null (how SQLAlchemy writes None by default)
+        return sa.or_(col.is_(None), sa.cast(col, sa.Text) == "null")
+    return col.is_(None)
 
 
 def _json_value(col: Any, path: list[str], sample: Any) -> Any:

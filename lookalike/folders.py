@@ -697,10 +697,9 @@ def _index_chunk(
 
     replaced = [w.replaces for w in chunk if w.replaces is not None]
     try:
-        if replaced:
-            # a changed file is a new picture: its old row (and vector) goes, a new one is embedded
-            tbl.delete({"id": {"$in": replaced}})
-        result = tbl.bulk_insert(rows, chunk_size=len(rows), on_error="skip", progress=progress)
+        # a changed file is a new picture: its old row (and vector) goes and a new one is embedded,
+        # both in the chunk's one transaction, so a crash or a failed write leaves the old row indexed
+        result = tbl._replace_chunk(rows, replaced, on_error="skip", progress=progress)
     except SETUP_ERRORS:
         raise  # no single file causes these: stop the run with one message
     except LookalikeError as exc:

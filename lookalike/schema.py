@@ -276,6 +276,30 @@ def _sa_type(kind: str, col: dict[str, Any]) -> TypeEngine[Any] | type[TypeEngin
     }[kind]
 
 
+RESERVED_PREFIX = "_lookalike"
+"""Table and column names starting with this belong to lookalike (catalogue, caches, result labels)."""
+RESERVED_COLUMNS = frozenset({"rowid", "_distance", "_score"})
+"""Column names lookalike's own SQL and results use: ``rowid`` is SQLite's row id (a column of that
+name would hide it from the embedded engine's search), ``_distance``/``_score`` are result fields."""
+
+
+def check_names(table: sa.Table) -> None:
+    """Refuse table and column names that would collide with lookalike's own."""
+    if table.name.lower().startswith(RESERVED_PREFIX):
+        raise SchemaError(
+            f"table name {table.name!r} is reserved: names starting with {RESERVED_PREFIX!r} are "
+            "lookalike's own tables; pick another __tablename__"
+        )
+    for col in table.columns:
+        low = col.name.lower()
+        if low in RESERVED_COLUMNS or low.startswith(RESERVED_PREFIX):
+            raise SchemaError(
+                f"column name {col.name!r} of table {table.name!r} is reserved "
+                f"({', '.join(sorted(RESERVED_COLUMNS))} and names starting with {RESERVED_PREFIX!r} "
+                "are lookalike's own); rename the field"
+            )
+
+
 @dataclass
 class TableSpec:
     """A table as lookalike sees it: columns, vector columns and the model class."""
@@ -297,6 +321,7 @@ class TableSpec:
         table = getattr(model, "__table__", None)
         if not isinstance(table, sa.Table):
             raise SchemaError(f"{model.__name__} is not a table model (declare it with table=True)")
+        check_names(table)
         vectors: dict[str, VectorSpec] = {}
         for col in table.columns:
             spec = col.info.get("lookalike_vector")

@@ -125,7 +125,12 @@ class Search:
         return self._copy(_columns=names or None)
 
     def num_candidate(self, n: int) -> Search:
-        """Candidate pool for ANN engines (exact search ignores it)."""
+        """Candidates an ANN index search considers (exact search ignores it).
+
+        On PostgreSQL this is the HNSW search beam, ``hnsw.ef_search``, for this query (by default
+        ``max(100, 4 × limit)``, at most 1,000); on TiDB, which has no search-time beam setting, it
+        is how many rows are taken from the index before ranking.
+        """
         if n <= 0:
             raise ConfigurationError(f"num_candidate must be positive, got {n!r}")
         return self._copy(_num_candidate=int(n))

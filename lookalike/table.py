@@ -15,7 +15,14 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import sqlalchemy as sa
 
-from lookalike.cache import EmbeddingCache, SourceInfo, forget_table, read_sources, record_sources
+from lookalike.cache import (
+    EmbeddingCache,
+    SourceInfo,
+    forget_rows,
+    forget_table,
+    read_sources,
+    record_sources,
+)
 from lookalike.embeddings.base import check_vector
 from lookalike.errors import (
     BulkInsertError,
@@ -276,14 +283,22 @@ class Table:
         return vec.embed_fn.embed_sources(sources, source_type=vec.source_type, on_error=on_error, **kwargs)  # type: ignore[arg-type]
 
     def _write(
-        self, rows: list[dict[str, Any]], side: Sequence[_SideWrites] = (), positions: Sequence[int] = ()
+        self,
+        rows: list[dict[str, Any]],
+        side: Sequence[_SideWrites] = (),
+        positions: Sequence[int] = (),
+        replaces: Sequence[Any] = (),
     ) -> list[Any]:
         """Insert rows, the new cache entries and the rows' source records in one transaction.
 
         ``positions`` maps each written row to its position in the chunk that ``side`` refers to.
+        ``replaces``: primary keys of rows deleted in the same transaction, before the insert.
         """
         with self._client._conn(write=True) as conn:
-            ids = self._client.engine.insert_rows(conn, self._spec, rows)
+            pk = self._spec.sa_table.c[self.primary_key]
+            for start in range(0, len(replaces), 500):
+                self._delete_in(conn, pk.in_(list(replaces[start : start + 500])))
+            ids = self._client.engine.insert_rows(conn, self._spec, rows) if rows else []
             where = {p: k for k, p in enumerate(positions or range(len(rows)))}
             for entry in side:
                 if entry.cache is not None:
@@ -362,14 +377,40 @@ class Table:
             raise ConfigurationError(f"chunk_size must be positive, got {chunk_size!r}")
         return run_ingest(self, data, chunk_size=chunk_size, on_error=on_error, progress=progress)
 
+    def _replace_chunk(
+        self,
+        items: Sequence[Any],
+        replaces: Sequence[Any],
+        *,
+        on_error: OnError = "raise",
+        progress: Progress | None = None,
+    ) -> InsertResult:
+        """Insert ``items`` as one chunk and delete the rows with primary keys ``replaces`` in the
+        same transaction (a changed file's new row and its old one: never neither, never both).
+
+        Embedding runs before the transaction opens, so the write lock is held only for the write.
+        The old rows go even when every new item fails (``on_error="skip"``): they describe content
+        that no longer exists. When the write itself fails, nothing changes.
+        """
+        total = len(items)
+        hook = None if progress is None else (lambda k: progress(k, max(total, k)))
+        inserted, failed = self._insert_chunk(items, 0, on_error, hook, replaces=replaces)
+        if progress is not None:
+            progress(total, total)
+        return InsertResult(inserted, failed)
+
     def _insert_chunk(
         self,
         items: Sequence[Any],
         base_index: int,
         on_error: OnError,
         progress: Callable[[int], None] | None = None,
+        replaces: Sequence[Any] = (),
     ) -> tuple[list[Any], list[FailedItem]]:
-        """Prepare, embed and write one chunk; returns (inserted rows, failed items)."""
+        """Prepare, embed and write one chunk; returns (inserted rows, failed items).
+
+        ``replaces``: primary keys deleted in the chunk's transaction (see :meth:`_replace_chunk`).
+        """
         rows: list[dict[str, Any] | None] = []
         failed: list[FailedItem] = []
         for j, obj in enumerate(items):
@@ -413,7 +454,7 @@ class Table:
         if side and not self._check_vectors_bulk(to_write):  # type: ignore[arg-type]
             for i in keep:
                 self._check_vectors(rows[i], base_index + i)  # type: ignore[arg-type]
-        ids = self._write(to_write, side, kept_live) if to_write else []  # type: ignore[arg-type]
+        ids = self._write(to_write, side, kept_live, replaces) if to_write or replaces else []  # type: ignore[arg-type]
         inserted = [self._result_row(items[i], rows[i], pk) for i, pk in zip(keep, ids)]  # type: ignore[arg-type]
         failed.sort(key=lambda f: f.index)
         return inserted, failed
@@ -449,17 +490,30 @@ class Table:
         stmt = sa.update(self._spec.sa_table).values(**values)
         if where is not None:
             stmt = stmt.where(where)
+        # a new source is another picture: the recorded hash of the old one no longer describes the row
+        stale = [n for n, v in self._spec.vectors.items() if v.source_field in values]
         with self._client._conn(write=True) as conn:
+            for name in stale:
+                forget_rows(conn, self._spec.sa_table, self.primary_key, where, column=name)
             return conn.execute(stmt).rowcount
 
     def delete(self, filters: Any = None) -> int:
-        """Delete the rows matching ``filters`` (every row when ``None``); returns how many."""
+        """Delete the rows matching ``filters`` (every row when ``None``); returns how many.
+
+        The rows' source records (content hashes) go with them, in the same transaction.
+        """
         where = self._where(filters)
+        with self._client._conn(write=True) as conn:
+            return self._delete_in(conn, where)
+
+    def _delete_in(self, conn: Any, where: Any) -> int:
+        """Delete the rows matching ``where`` and their source records inside ``conn``'s transaction."""
         stmt = sa.delete(self._spec.sa_table)
         if where is not None:
             stmt = stmt.where(where)
-        with self._client._conn(write=True) as conn:
-            return conn.execute(stmt).rowcount
+        if self._spec.vectors:
+            forget_rows(conn, self._spec.sa_table, self.primary_key, where)
+        return conn.execute(stmt).rowcount
 
     def truncate(self) -> None:
         """Delete every row."""
@@ -503,9 +557,10 @@ class Table:
             stmt = stmt.where(where)
         for clause in _order_clauses(order_by, table):
             stmt = stmt.order_by(clause)
+        # checked, not coerced: SQLite reads a negative LIMIT/OFFSET as "no limit" and returns every row
         if limit is not None:
-            stmt = stmt.limit(int(limit))
-        if offset:
+            stmt = stmt.limit(_count_arg(limit, "limit"))
+        if offset is not None and _count_arg(offset, "offset"):
             stmt = stmt.offset(int(offset))
         with self._client._conn(write=False) as conn:
             rows = [dict(r._mapping) for r in conn.execute(stmt)]
@@ -581,6 +636,13 @@ class Table:
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def _count_arg(value: Any, what: str) -> int:
+    """``value`` as a row count (0 or more), or a :class:`ConfigurationError`."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ConfigurationError(f"{what} must be a non-negative integer, got {value!r}")
+    return int(value)
 
 
 def _is_undefined(value: Any) -> bool:

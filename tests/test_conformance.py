@@ -242,6 +242,39 @@ def test_search_matches_brute_force(client: lookalike.Client, metric: str) -> No
         assert_hits(got, ids, ref, np.isin(cats, [2, 5]), 10)
 
 
+@pytest.mark.parametrize("metric", METRICS)
+def test_exact_hits_score_exactly(client: lookalike.Client, metric: str) -> None:
+    """An identical vector scores ``_distance == 0`` and ``_score == 1`` (as pytidb's tests assert),
+    not float32's 5.96e-08; every score stays in its documented range."""
+    rng = np.random.default_rng(17)
+    data = rng.standard_normal((60, 24))
+    data = (data / np.linalg.norm(data, axis=1, keepdims=True)).astype(np.float32)
+    data[0] = 0.0
+    data[0, :4] = 0.5  # unit length exactly, in any precision: an inner product of exactly 1
+    t = vector_table(client, 24)
+    out = t.bulk_insert([{"vec": v} for v in data])
+    ids = [r["id"] for r in out]
+    for i in (0, *range(1, 60, 6)):
+        got = t.search(data[i]).distance_metric(metric).limit(5).to_list()
+        assert got[0]["id"] == ids[i]
+        if metric == "inner_product":
+            self_dot = float(data[i].astype(np.float64) @ data[i].astype(np.float64))
+            assert got[0]["_distance"] == pytest.approx(-self_dot, rel=1e-6)
+            if i == 0:
+                assert (got[0]["_distance"], got[0]["_score"]) == (-1.0, 1.0)
+        else:
+            assert (got[0]["_distance"], got[0]["_score"]) == (0.0, 1.0)
+            assert got[0]["_score"] == 1.0
+        for row in got:
+            if metric == "cosine":
+                assert 0.0 <= row["_distance"] <= 2.0 and -1.0 <= row["_score"] <= 1.0
+            elif metric in ("l2", "l1"):
+                assert row["_distance"] >= 0.0 and 0.0 < row["_score"] <= 1.0
+    if metric != "inner_product":  # a threshold of 0 keeps exact matches (and only those)
+        got = t.search(data[7]).distance_metric(metric).distance_threshold(0).to_list()
+        assert [r["id"] for r in got] == [ids[7]]
+
+
 def test_null_vectors_are_skipped(client: lookalike.Client) -> None:
     t = vector_table(client, dims=2)
     t.bulk_insert([{"vec": [1, 0]}, {"vec": None, "label": "no vector"}, {"vec": [0, 1]}])

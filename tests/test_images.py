@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import os
+import ssl
 import stat
 import struct
 import threading
@@ -686,17 +687,71 @@ def test_ssrf_redirect_to_a_private_address_is_refused(http_server: LocalHTTPSer
     assert http_server.count("/metadata") == 0
 
 
-def test_ssrf_connection_that_lands_on_a_private_address_is_refused(
-    http_server: LocalHTTPServer, jpeg: bytes
-):
-    # DNS rebinding: the guard's lookup says public, the connection goes to loopback
+def test_ssrf_dns_rebinding_sends_nothing_to_the_private_address(http_server: LocalHTTPServer, jpeg: bytes):
+    # DNS rebinding: the name answers a public address to the guard's lookup, then loopback. The
+    # connection must go to an address that was vetted, so the private server gets no request at all.
     http_server.add_bytes("/pic.jpg", jpeg, "image/jpeg")
-    with HttpFetcher(allow_private=False, resolve=lambda host, port: ["93.184.216.34"], retries=0) as f:
-        raises_for(
-            f"http://localhost:{http_server.port}/pic.jpg",
-            "connected to private address 127.0.0.1",
-            fetcher=f,
-        )
+    answers = iter([["93.184.216.34"]])
+
+    def rebinding(host: str, port: int) -> list[str]:
+        return next(answers, ["127.0.0.1"])
+
+    with HttpFetcher(allow_private=False, resolve=rebinding, retries=0) as f:
+        url = f"http://localhost:{http_server.port}/pic.jpg"
+        raises_for(url, url, "refused", "private or local address (127.0.0.1)", fetcher=f)
+    assert http_server.count() == 0
+
+
+def test_fetch_connects_to_the_address_the_resolver_gave(http_server: LocalHTTPServer, jpeg: bytes):
+    # "pinned.test" exists only in this resolver: reaching the server proves the connection used it
+    http_server.add_bytes("/pic.jpg", jpeg, "image/jpeg")
+    url = f"http://pinned.test:{http_server.port}/pic.jpg"
+    resolve = {"pinned.test": ["127.0.0.1"]}.__getitem__
+    with HttpFetcher(allow_private=True, resolve=lambda h, p: resolve(h), retries=0) as f:
+        assert load_image(url, fetcher=f).size == (96, 64)
+    with HttpFetcher(
+        allow_private=False, allowed_hosts={"pinned.test"}, resolve=lambda h, p: resolve(h)
+    ) as f:
+        assert load_image(url, fetcher=f).size == (96, 64)
+    assert [r.headers["host"] for r in http_server.requests_to("/pic.jpg")] == [
+        f"pinned.test:{http_server.port}"
+    ] * 2
+
+
+def _https_server(cert_host: str) -> tuple[LocalHTTPServer, ssl.SSLContext]:
+    """A local HTTPS server whose certificate names ``cert_host``, and a context trusting its CA."""
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    server = LocalHTTPServer()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert(cert_host).configure_cert(server_context)
+    server._httpd.socket = server_context.wrap_socket(server._httpd.socket, server_side=True)
+    client_context = ssl.create_default_context()
+    ca.configure_trust(client_context)
+    return server, client_context
+
+
+@pytest.mark.parametrize("cert_host", ["images.test", "other.test"])
+def test_https_to_a_pinned_address_verifies_the_certificate_for_the_url_host(jpeg: bytes, cert_host: str):
+    server, trust = _https_server(cert_host)
+    with (
+        server,
+        HttpFetcher(
+            allow_private=False,
+            allowed_hosts={"images.test"},
+            resolve=lambda host, port: ["127.0.0.1"],
+            verify=trust,
+            retries=0,
+        ) as f,
+    ):
+        server.add_bytes("/pic.jpg", jpeg, "image/jpeg")
+        url = f"https://images.test:{server.port}/pic.jpg"
+        if cert_host == "images.test":  # connected to 127.0.0.1, verified as images.test (SNI, Host)
+            assert load_image(url, fetcher=f).size == (96, 64)
+            assert server.requests_to("/pic.jpg")[0].headers["host"] == f"images.test:{server.port}"
+        else:  # a certificate for another name is refused, though the address is the one asked for
+            raises_for(url, "certificate", fetcher=f)
+            assert server.count() == 0
 
 
 # -- read_source / decode_image split, refs --------------------------------------------------------------
@@ -761,3 +816,27 @@ def test_closed_fetcher_says_so(http_server: LocalHTTPServer):
     with pytest.raises(ConfigurationError, match="closed"):
         fetcher.fetch(http_server.url("/x.jpg"))
     assert http_server.count() == 0
+
+
+# -- error messages ------------------------------------------------------------------------------------
+
+
+def test_error_messages_name_the_format_never_the_files_bytes(tmp_path: Path):
+    # An indexed picture swapped for a link to a secret file: the message reaches web clients.
+    secret = tmp_path / "passwd"
+    secret.write_bytes(b"root:x:0:0:root:/root:/bin/bash\n")
+    link = tmp_path / "photo.jpg"
+    link.symlink_to(secret)
+    error = raises_for(link, "photo.jpg", "not a recognised image format")
+    assert "root:x" not in str(error)
+    # Pillow quotes chunk bytes in its own messages ("broken PNG file (chunk b'...')")
+    ihdr = png_chunk(b"IHDR", struct.pack(">IIBBBBB", 4, 4, 8, 2, 0, 0, 0))
+    png = (
+        b"\x89PNG\r\n\x1a\n"
+        + ihdr
+        + struct.pack(">I", 40)
+        + b"ro\x00t"
+        + b":x:0:0:root:/root:/bin/bash\n" * 2
+    )
+    error = raises_for(png, "PNG file could not be decoded")
+    assert ":x:0" not in str(error) and "b'" not in str(error)

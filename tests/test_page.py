@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -444,3 +445,48 @@ def test_readme_screenshot(page: Any, server: LiveServer) -> None:
     (ROOT / "docs").mkdir(exist_ok=True)
     page.screenshot(path=str(ROOT / "docs" / "screenshot.png"))
     shot(page, "readme")
+
+
+def test_api_docs_render_from_the_package_offline(page: Any, server: LiveServer) -> None:
+    # Anything not on this server is refused, as it would be offline: the docs must not need it.
+    outside: list[str] = []
+
+    def only_local(route: Any) -> None:
+        if route.request.url.startswith(server.url):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", only_local)
+    page.goto(server.url + "/docs")
+    page.wait_for_selector("section.operation")
+    assert page.locator("section.operation").count() >= 10
+    assert "/api/search/image" in page.inner_text("#operations")
+    assert outside == [] and page.console_errors == []
+
+
+def test_another_sites_page_cannot_use_the_api(page: Any, server: LiveServer) -> None:
+    seen: dict[str, int] = {}
+    page.on("response", lambda r: r.url.startswith(server.url) and seen.__setitem__(r.url, r.status))
+    with LocalHTTPServer() as other:  # another origin (another port), as any web page would be
+        script = (
+            "const form = new FormData();"
+            "form.append('file', new Blob([new Uint8Array([137, 80, 78, 71])], {type: 'image/png'}), 'x.png');"
+            f"fetch('{server.url}/api/search/image', {{method: 'POST', mode: 'no-cors', body: form}});"
+            f"fetch('{server.url}/api/search?q=red', {{mode: 'no-cors'}});"
+            f"const img = new Image(); img.src = '{server.url}/api/items/1/thumbnail';"
+            "document.body.append(img);"
+        )
+        other.add_bytes("/evil.js", script.encode(), "text/javascript")
+        other.add_bytes("/", b"<!doctype html><body><script src='/evil.js'></script></body>", "text/html")
+        page.goto(other.url("/"))
+        page.wait_for_function("() => true")
+        deadline = time.monotonic() + 10
+        while len(seen) < 2 and time.monotonic() < deadline:
+            page.wait_for_timeout(100)
+        # The thumbnail's refusal is JSON, which the browser blocks before showing a response: the
+        # picture simply does not load (it does when the server serves it).
+        page.wait_for_function("() => document.querySelector('img').complete")
+        assert page.evaluate("() => document.querySelector('img').naturalWidth") == 0
+    assert sorted(seen.values()) == [403, 403], seen

@@ -54,12 +54,22 @@ def score_from_distance(metric: str, distance: np.ndarray) -> np.ndarray:
     cosine: ``1 - distance`` (the cosine similarity); inner_product: ``-distance`` (the inner product,
     since the distance is its negative); l2 and l1: ``1 / (1 + distance)`` (in (0, 1]).
     """
-    distance = np.asarray(distance, dtype=np.float64)
+    distance = clamp_distance(metric, np.asarray(distance, dtype=np.float64))
     if metric == "cosine":
         return 1.0 - distance
     if metric == "inner_product":
         return -distance
     return 1.0 / (1.0 + distance)
+
+
+def clamp_distance(metric: str, distance: np.ndarray) -> np.ndarray:
+    """Distances held to their metric's range (cosine [0, 2], l2 and l1 ≥ 0): an engine's rounding
+    must not yield a cosine similarity above 1 or a negative length."""
+    if metric == "cosine":
+        return np.clip(distance, 0.0, 2.0)
+    if metric in ("l2", "l1"):
+        return np.maximum(distance, 0.0)
+    return distance
 
 
 class Engine(ABC):
@@ -68,6 +78,8 @@ class Engine(ABC):
     name: ClassVar[str]
     max_dimensions: ClassVar[int] = 16_000
     supports_returning: ClassVar[bool] = True
+    driver_errors: ClassVar[tuple[type[BaseException], ...]] = ()
+    """Driver exceptions that can escape SQLAlchemy (raw cursors): translated like SQLAlchemy's."""
 
     def __init__(self, sa_engine: sa.Engine) -> None:
         self.sa_engine = sa_engine
@@ -101,7 +113,7 @@ class Engine(ABC):
                     yield conn
         except LookalikeError:
             raise
-        except sa.exc.SQLAlchemyError as exc:
+        except (sa.exc.SQLAlchemyError, *self.driver_errors) as exc:
             raise self.translate_error(exc) from exc
 
     def translate_error(self, exc: BaseException) -> LookalikeError:

@@ -31,7 +31,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.types import UserDefinedType
 
-from lookalike.engines.base import Engine, SearchRequest
+from lookalike.engines.base import Engine, SearchRequest, clamp_distance
 from lookalike.errors import ConnectionFailedError
 from lookalike.schema import TableSpec
 
@@ -260,7 +260,9 @@ class ServerEngine(Engine):
         for r in result:
             m = r._mapping
             item = {n: m[n] for n in names}
-            item["_distance"] = self._distance_value(m["_distance"], metric)
+            item["_distance"] = float(
+                clamp_distance(metric, np.float64(self._distance_value(m["_distance"], metric)))
+            )
             out.append(item)
         return out
 

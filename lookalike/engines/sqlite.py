@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import threading
 from dataclasses import dataclass
 from operator import itemgetter
@@ -79,6 +80,7 @@ class SQLiteEngine(Engine):
 
     name = "sqlite"
     max_dimensions = 65_536
+    driver_errors = (sqlite3.Error,)  # the matrix loads through a raw cursor, past SQLAlchemy
 
     def __init__(self, sa_engine: sa.Engine, path: str) -> None:
         super().__init__(sa_engine)
@@ -118,6 +120,8 @@ class SQLiteEngine(Engine):
             dbapi_conn.isolation_level = None
             cur = dbapi_conn.cursor()
             cur.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+            # LIKE (so $like and $contains) is case-sensitive, as on PostgreSQL and TiDB
+            cur.execute("PRAGMA case_sensitive_like=ON")
             if not memory:
                 cur.execute("PRAGMA journal_mode=WAL")
                 cur.execute("PRAGMA synchronous=NORMAL")
@@ -139,16 +143,26 @@ class SQLiteEngine(Engine):
         return engine
 
     def translate_error(self, exc: BaseException) -> LookalikeError:
+        """Every message names the database file: a user with several can't act on "disk is full"."""
         orig = getattr(exc, "orig", None) or exc
         text = str(orig)
+        where = f"SQLite database {self.path!r}"
         if "unable to open database" in text or "file is not a database" in text:
-            return ConnectionFailedError(f"cannot open SQLite database {self.path!r}: {text}")
+            return ConnectionFailedError(f"cannot open {where}: {text}")
         if "database is locked" in text:
             return EngineError(
-                f"SQLite database {self.path!r} stayed locked by another writer for more than "
-                f"{BUSY_TIMEOUT_S:.0f} s"
+                f"{where} stayed locked by another writer for more than {BUSY_TIMEOUT_S:.0f} s"
             )
-        return EngineError(f"sqlite: {text}")
+        if "readonly database" in text:
+            return EngineError(f"{where} is read-only: {text} (open a writable copy to change it)")
+        if "database or disk is full" in text:
+            return EngineError(f"{where} is full: {text} (free space on its disk, or lift its size limit)")
+        if "malformed" in text or (isinstance(orig, sqlite3.DatabaseError) and "corrupt" in text):
+            return EngineError(
+                f"{where} is damaged: {text} (restore it from a backup, or re-create it; "
+                "'sqlite3 FILE .recover' may save its rows)"
+            )
+        return EngineError(f"{where}: {text}")
 
     def insert_rows(self, conn: Connection, spec: TableSpec, rows: list[dict[str, Any]]) -> list[Any]:
         """Plain ``executemany`` when SQLite assigns the integer ids (they are consecutive under our
@@ -176,8 +190,10 @@ class SQLiteEngine(Engine):
             f"INSERT INTO {self.quote(spec.name)} ({', '.join(self.quote(n) for n in names)}) "
             f"VALUES ({', '.join('?' for _ in names)})"
         )
+        # by name, not row.values(): rows with the same keys may list them in another order
         params = [
-            tuple(v if p is None or v is None else p(v) for v, p in zip(row.values(), procs)) for row in rows
+            tuple(v if p is None or v is None else p(v) for v, p in zip(map(row.__getitem__, names), procs))
+            for row in rows
         ]
         conn.exec_driver_sql(sql, params)  # type: ignore[arg-type]
         last = int(conn.exec_driver_sql("SELECT last_insert_rowid()").scalar() or 0)
@@ -444,5 +460,18 @@ class SQLiteEngine(Engine):
         return out
 
     def json_contains(self, column: Any, value: Any) -> Any:
-        each = sa.func.json_each(column).table_valued("value")
-        return sa.select(sa.literal(1)).select_from(each).where(each.c.value == value).exists()
+        # an element test on arrays only (json_each also walks an object's values and yields a
+        # scalar itself), with JSON types kept apart: json_each gives true as 1 and "1" as 1 too
+        each = sa.func.json_each(column).table_valued("value", "type")
+        if isinstance(value, bool):
+            match = each.c.type == ("true" if value else "false")
+        elif isinstance(value, (int, float)):
+            match = sa.and_(each.c.type.in_(["integer", "real"]), each.c.value == value)
+        elif isinstance(value, str):
+            match = sa.and_(each.c.type == "text", each.c.value == value)
+        elif value is None:
+            match = each.c.type == "null"
+        else:
+            match = each.c.value == value
+        found = sa.select(sa.literal(1)).select_from(each).where(match).exists()
+        return sa.and_(sa.func.json_type(column) == "array", found)

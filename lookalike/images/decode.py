@@ -39,6 +39,7 @@ __all__ = [
     "decode_image",
     "draft_region",
     "get_max_pixels",
+    "image_size",
     "load_image",
     "read_source",
     "set_max_pixels",
@@ -335,6 +336,26 @@ def _check_pixels(size: tuple[int, int], limit: int, name: str) -> None:
         )
 
 
+def image_size(data: bytes, *, name: str = "image") -> tuple[str, tuple[int, int]]:
+    """The format and the stored ``(width, height)`` of encoded image bytes, read from the header only.
+
+    Nothing is decoded, so a caller can refuse a picture by its pixel count before paying for it
+    (the server does this for query images). Raises :class:`ImageInputError` for bytes that are not
+    a decodable image or whose header cannot be read.
+    """
+    fmt = sniff_format(data)
+    if fmt == "unknown" or fmt.startswith("!"):
+        raise ImageInputError(f"{name}: not a recognised image format", item=name)
+    header = _header_size(data, fmt)
+    if header is not None:
+        return fmt, (int(header[0]), int(header[1]))
+
+    def opened() -> Image.Image:
+        return _open(data, fmt, name)  # lazy: Pillow reads the header, not the pixels
+
+    return fmt, tuple(_guarded(name, fmt, opened).size)  # type: ignore[return-value]
+
+
 _ORIENTATION = {
     2: Image.Transpose.FLIP_LEFT_RIGHT,
     3: Image.Transpose.ROTATE_180,
@@ -390,7 +411,8 @@ def decode_image(
     if fmt.startswith("!"):
         raise ImageInputError(f"{name}: unsupported format ({fmt[1:]}), not an image", item=name)
     if fmt == "unknown":
-        raise ImageInputError(f"{name}: not a recognised image format (starts with {data[:8]!r})", item=name)
+        # Name the format, never the content: the bytes may be any file an indexed path now points to.
+        raise ImageInputError(f"{name}: not a recognised image format", item=name)
     header = _header_size(data, fmt)
     if header is not None:
         _check_pixels(header, limit, name)
@@ -486,13 +508,23 @@ def _guarded(name: str, fmt: str, work: Callable[[], Image.Image]) -> Image.Imag
     except Image.DecompressionBombError as exc:
         raise ImageInputError(f"{name}: image too large to decode safely: {exc}", item=name) from exc
     except (OSError, EOFError) as exc:
-        text = str(exc)
+        text = _without_bytes(str(exc))
         reason = "truncated image data" if "truncat" in text.lower() else f"corrupt image data ({text})"
         raise ImageInputError(f"{name}: {fmt} file could not be decoded: {reason}", item=name) from exc
     except MemoryError as exc:
         raise ImageInputError(f"{name}: not enough memory to decode this image", item=name) from exc
     except Exception as exc:  # SyntaxError, struct.error, ValueError...: Pillow's ways of saying "corrupt"
-        raise ImageInputError(f"{name}: {fmt} file could not be decoded: {exc!r}", item=name) from exc
+        reason = _without_bytes(f"{type(exc).__name__}: {exc}")
+        raise ImageInputError(f"{name}: {fmt} file could not be decoded: {reason}", item=name) from exc
+
+
+# b'...' or b"..." as repr() writes bytes; Pillow quotes file bytes this way (chunk ids, markers).
+_BYTES_LITERAL = re.compile(r"b'(?:[^'\\]|\\.)*'|b\"(?:[^\"\\]|\\.)*\"")
+
+
+def _without_bytes(text: str) -> str:
+    """Pillow's message with quoted file bytes left out: messages reach web clients and logs."""
+    return _BYTES_LITERAL.sub("<bytes>", text)
 
 
 def _to_rgb(im: Image.Image, name: str) -> Image.Image:

@@ -1,22 +1,38 @@
-"""Fetching image bytes over HTTP: timeouts, retries with backoff, a byte cap, bounded redirects."""
+"""Fetching image bytes over HTTP: timeouts, retries with backoff, a byte cap, bounded redirects.
+
+With the SSRF guard on, connections are opened by :class:`GuardedNetwork`: it resolves the host once,
+vets every address and connects to a vetted one, so a name that re-resolves to a private address
+between the check and the connection (DNS rebinding) gets no request at all. TLS still verifies the
+certificate against the URL's host name (SNI and the Host header are unchanged).
+"""
 
 from __future__ import annotations
 
 import email.utils
+import ipaddress
 import random
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Collection
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
+import httpcore
 import httpx
 
 from lookalike.errors import ConfigurationError, ImageInputError, describe_item
-from lookalike.images.guard import Resolver, check_url_allowed, is_public_address
+from lookalike.images.guard import Resolver, check_url_allowed, is_public_address, resolve_host
 
-__all__ = ["DEFAULT_MAX_BYTES", "HttpFetcher", "default_fetcher", "sniff_html"]
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "AddressRefused",
+    "GuardedNetwork",
+    "HttpFetcher",
+    "default_fetcher",
+    "sniff_html",
+]
 
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
@@ -56,6 +72,96 @@ def _is_unknown_host(exc: BaseException) -> bool:
     return False
 
 
+class AddressRefused(ImageInputError):
+    """A connection was not opened because the host resolved to a private or local address."""
+
+
+class GuardedNetwork(httpcore.NetworkBackend):
+    """An httpcore network backend that connects only to addresses it has just vetted.
+
+    ``connect_tcp`` resolves the host with ``resolve`` (the system resolver by default), and with
+    ``guard`` refuses (:class:`AddressRefused`) when any address is not public, unless the host is one
+    of ``allowed_hosts``. It then connects to those very addresses, in order: the address vetted is
+    the address used, and nothing is sent anywhere else. TLS is layered on the returned stream by
+    httpcore with the URL's host name, so certificates are verified as usual.
+    """
+
+    def __init__(
+        self,
+        *,
+        resolve: Resolver | None = None,
+        guard: bool = True,
+        allowed_hosts: Collection[str] = (),
+    ) -> None:
+        self._resolve = resolve or resolve_host
+        self._guard = guard
+        self._allowed_hosts = frozenset(h.lower() for h in allowed_hosts)
+        self._inner = httpcore.SyncBackend()
+
+    def addresses(self, host: str, port: int) -> list[str]:
+        """The addresses to connect to for ``host`` (vetted when guarding)."""
+        try:
+            addresses = [str(ipaddress.ip_address(host.strip("[]")))]  # a literal is judged as written
+        except ValueError:
+            try:
+                addresses = list(self._resolve(host, port))
+            except (OSError, UnicodeError) as exc:
+                raise httpcore.ConnectError(f"cannot resolve host {host!r}: {exc}") from exc
+        if not addresses:
+            raise httpcore.ConnectError(f"host {host!r} resolves to no address")
+        if self._guard and host.lower() not in self._allowed_hosts:
+            blocked = [a for a in addresses if not is_public_address(a)]
+            if blocked:
+                raise AddressRefused(
+                    f"refused: host {host!r} is a private or local address ({', '.join(blocked)})", item=host
+                )
+        return addresses
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Any = None,
+    ) -> httpcore.NetworkStream:
+        """Connect to the first vetted address of ``host`` that answers."""
+        error: Exception | None = None
+        for address in self.addresses(host, port):
+            try:
+                return self._inner.connect_tcp(address, port, timeout, local_address, socket_options)
+            except httpcore.ConnectError as exc:  # try the next address, as the system's connect would
+                error = exc
+        assert error is not None
+        raise error
+
+    def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Any = None
+    ) -> httpcore.NetworkStream:
+        """Refused: image URLs are fetched over TCP only."""
+        raise httpcore.ConnectError("unix sockets are not used for image URLs")
+
+    def sleep(self, seconds: float) -> None:
+        """Sleep (httpcore's retry backoff)."""
+        self._inner.sleep(seconds)
+
+
+class _PinnedTransport(httpx.HTTPTransport):
+    """httpx's transport, connecting through a :class:`GuardedNetwork` (httpx has no option for a
+    network backend, so its connection pool is replaced by one that has ours)."""
+
+    def __init__(self, network: GuardedNetwork, *, verify: ssl.SSLContext | bool) -> None:
+        super().__init__(verify=verify, trust_env=False)
+        limits = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=5.0)
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=httpx.create_ssl_context(verify=verify, trust_env=False),
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=network,
+        )
+
+
 class _Retry(Exception):
     """A failure worth another attempt; ``error`` is what to raise when attempts run out."""
 
@@ -92,8 +198,11 @@ class HttpFetcher:
     seconds is honoured, a longer one fails the item at once. Bodies over ``max_bytes`` are refused,
     by Content-Length up front and by counting while streaming. Redirects are followed by hand, at most
     ``max_redirects``, so that with ``allow_private=False`` every hop passes the SSRF guard
-    (:mod:`lookalike.images.guard`); ``allowed_hosts`` exempts named trusted hosts from it and
-    ``resolve`` replaces DNS for the guard (tests). ``transport`` is passed to :class:`httpx.Client`.
+    (:mod:`lookalike.images.guard`), and connections go only to the addresses the guard vetted
+    (:class:`GuardedNetwork`); ``allowed_hosts`` exempts named trusted hosts from it. ``resolve``
+    replaces DNS, for the guard and for connecting (tests). ``verify`` is the TLS verification (an
+    :class:`ssl.SSLContext`, or False). ``transport`` replaces the whole transport (then connections
+    are only checked after the fact).
     """
 
     def __init__(
@@ -112,6 +221,7 @@ class HttpFetcher:
         allowed_hosts: Collection[str] = (),
         resolve: Resolver | None = None,
         transport: httpx.BaseTransport | None = None,
+        verify: ssl.SSLContext | bool = True,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         if retries < 0 or max_bytes <= 0 or max_redirects < 0:
@@ -128,10 +238,14 @@ class HttpFetcher:
         self.allowed_hosts = frozenset(h.lower() for h in allowed_hosts)
         self._resolve = resolve
         self._sleep = sleep
+        if transport is None and (not allow_private or resolve is not None):
+            network = GuardedNetwork(resolve=resolve, guard=not allow_private, allowed_hosts=allowed_hosts)
+            transport = _PinnedTransport(network, verify=verify)
         self._client = httpx.Client(
             timeout=timeout,
             follow_redirects=False,
             transport=transport,
+            verify=verify,
             headers={"User-Agent": user_agent, "Accept": "image/*,*/*;q=0.8"},
             # A proxy from the environment would make every peer address the proxy's: the SSRF guard
             # needs direct connections.
@@ -189,7 +303,8 @@ class HttpFetcher:
                 raise ImageInputError(prefix + exc.message, item=original) from exc
 
     def _check_peer(self, response: httpx.Response, url: str, original: str) -> None:
-        """Refuse a connection that landed on a private address (DNS rebinding between check and use)."""
+        """Refuse a connection that landed on a private address: a second line behind
+        :class:`GuardedNetwork`, and the only one with a caller's own ``transport``."""
         if self.allow_private or (urlsplit(url).hostname or "").lower() in self.allowed_hosts:
             return
         stream: Any = response.extensions.get("network_stream")
@@ -220,6 +335,9 @@ class HttpFetcher:
                         seen.add(url)
                         continue
                     return self._read_body(response, original, started)
+            except AddressRefused as exc:
+                prefix = f"{original}: " if url == start else f"{original}: redirect to {url}: "
+                raise ImageInputError(prefix + exc.message, item=original) from exc
             except httpx.ConnectError as exc:
                 if _is_unknown_host(exc):  # a dead domain stays dead: don't retry
                     host = urlsplit(url).hostname

@@ -5,8 +5,10 @@
 (``pip install 'lookalike[server]'``).
 
 Safety: binds 127.0.0.1 by default; URL queries pass the SSRF guard (:mod:`lookalike.images.guard`)
-unless ``allow_private_urls``; uploads are capped; images are served only for indexed items, by id;
-with a token (``token=`` or ``$LOOKALIKE_TOKEN``) every route but the page shell requires it.
+unless ``allow_private_urls``, and connect only to the addresses it vetted; uploads are capped in bytes
+and, from the header before decoding, in pixels; few images decode at once; requests sent by other
+sites' pages are refused; images are served only for indexed items, by id; with a token (``token=`` or
+``$LOOKALIKE_TOKEN``) every route but the page shell requires it.
 """
 
 from __future__ import annotations

@@ -8,13 +8,17 @@ the event loop stays free while a model embeds or a thumbnail decodes.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import decimal
 import functools
 import hashlib
+import html
 import os
+import re
+import threading
 import uuid
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -22,8 +26,8 @@ from urllib.parse import quote
 import numpy as np
 import sqlalchemy as sa
 from fastapi import Depends, FastAPI, File, Query, Request, UploadFile
+from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
-from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.security import HTTPBearer
 from fastapi.staticfiles import StaticFiles
@@ -46,15 +50,34 @@ from lookalike.errors import (
     TableNotFoundError,
     VectorError,
 )
-from lookalike.images import HttpFetcher, ImageSource, read_source, sniff_format
+from lookalike.images import HttpFetcher, ImageSource, image_size, read_source, sniff_format
 from lookalike.server import DEFAULT_MAX_UPLOAD_BYTES
-from lookalike.server.security import BodyLimit, HostGuard, PathGuard, TokenGuard
+from lookalike.server.security import BodyLimit, HostGuard, OriginGuard, PathGuard, TokenGuard
 from lookalike.server.thumbnails import DEFAULT_CACHE_BYTES, THUMBNAIL_SIZES, LRUCache, make_thumbnail
 from lookalike.table import Table
 
-__all__ = ["DEFAULT_MAX_UPLOAD_BYTES", "ApiError", "create_app"]
+__all__ = [
+    "DEFAULT_MAX_DECODES",
+    "DEFAULT_MAX_QUERY_PIXELS",
+    "DEFAULT_MAX_UPLOAD_BYTES",
+    "ApiError",
+    "create_app",
+]
 
 MAX_PAGE_SIZE = 200
+DEFAULT_MAX_QUERY_PIXELS = 50_000_000
+"""Query images (uploads, URLs) whose header claims more pixels are refused before decoding (413).
+
+A query is shrunk to the model's input (a few hundred pixels a side), so this is far above any use;
+it is below the library's own cap because a full decode costs 3-7 bytes a pixel and anyone who can
+reach the server chooses the picture. 50 MP still covers phone cameras' full-resolution modes.
+"""
+DEFAULT_MAX_DECODES = 2
+"""Images decoded at once for queries and thumbnails; more requests wait their turn."""
+DECODE_WAIT_SECONDS = 30.0
+"""How long a request waits for a decode slot before it is answered 503."""
+_INT64 = (-(2**63), 2**63 - 1)  # what an integer primary key can hold, in every engine
+_INT_ID = re.compile(r"-?[0-9]+")
 MAX_OFFSET = 10_000
 STATIC_DIR = Path(__file__).parent / "static"
 
@@ -206,7 +229,7 @@ class Stats(BaseModel):
 
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorBody} for code in (400, 401, 404, 413, 415, 500, 502)
+    code: {"model": ErrorBody} for code in (400, 401, 403, 404, 413, 415, 500, 502, 503)
 }
 
 
@@ -226,8 +249,14 @@ class Backend:
         fetcher: HttpFetcher | None,
         item_fetcher: HttpFetcher | None,
         thumbnail_cache_bytes: int,
+        max_query_pixels: int = DEFAULT_MAX_QUERY_PIXELS,
+        max_decodes: int = DEFAULT_MAX_DECODES,
     ) -> None:
         self.table = table
+        self.max_query_pixels = max_query_pixels
+        # Decoding is where memory goes (a 50 MP picture is 150 MB as RGB): bound how many run at once.
+        self.decode_slots = threading.BoundedSemaphore(max_decodes)
+        self.decode_wait = DECODE_WAIT_SECONDS
         self.token = token
         self.max_upload_bytes = max_upload_bytes
         self.vec = _pick_vector_column(table)
@@ -246,12 +275,27 @@ class Backend:
 
     # -------------------------------------------------------------- ids and rows
     def parse_id(self, raw: str) -> Any:
+        """The id in the key column's type: 400 when it is not an integer, 404 when no row can have it."""
         if self.pk_is_int:
-            try:
-                return int(raw)
-            except ValueError:
-                raise ApiError(400, "bad_id", f"item ids are integers, got {raw!r}") from None
+            # int() would also take "1_0", " 7" and other scripts' digits; ids are written in ASCII.
+            if not _INT_ID.fullmatch(raw):
+                raise ApiError(400, "bad_id", f"item ids are integers, got {raw[:40]!r}")
+            value = int(raw)
+            if not _INT64[0] <= value <= _INT64[1]:
+                # The database cannot even compare with it (OverflowError), and no row can hold it.
+                raise ApiError(404, "not_found", f"no item with id {raw[:40]} in table {self.table.name!r}")
+            return value
         return raw
+
+    @contextlib.contextmanager
+    def decoding(self) -> Iterator[None]:
+        """Hold one of the decode slots while decoding (503 when none frees up in time)."""
+        if not self.decode_slots.acquire(timeout=self.decode_wait):
+            raise ApiError(503, "busy", "the server is decoding other images; try again shortly")
+        try:
+            yield
+        finally:
+            self.decode_slots.release()
 
     def row(self, item_id: Any, *, with_vector: bool = False) -> dict[str, Any]:
         """The item's columns (and its vector with ``with_vector``); 404 for an unknown id."""
@@ -335,7 +379,8 @@ class Backend:
             ) from exc
 
     def decode_query_image(self, data: bytes, name: str) -> bytes:
-        """Check uploaded or downloaded bytes (415 when they are not a picture at all) and return them.
+        """Check uploaded or downloaded bytes (415 when they are not a picture at all, 413 when their
+        header claims more than ``max_query_pixels``) and return them.
 
         The embedder decodes them itself, exactly as it decodes a path to the same file when indexing
         (JPEG draft scale included), so an upload of an indexed file finds that file at distance 0.
@@ -349,6 +394,16 @@ class Backend:
                 415,
                 "not_an_image",
                 f"{name} is not an image ({what}); send a JPEG, PNG, GIF, WebP, BMP, TIFF, AVIF or HEIC picture",
+            )
+        # Judged from the header, before anything is decoded: a 100 KB PNG can claim 100 MP. Refusing
+        # (rather than decoding smaller) keeps the bytes the embedder sees the uploaded ones.
+        _, (width, height) = image_size(data, name=name)
+        if width * height > self.max_query_pixels:
+            raise ApiError(
+                413,
+                "too_many_pixels",
+                f"{name} is {width}×{height} ({width * height / 1e6:.0f} MP); query images may have at "
+                f"most {self.max_query_pixels / 1e6:g} MP, send a smaller copy",
             )
         return data
 
@@ -477,6 +532,9 @@ def create_app(
     item_fetcher: HttpFetcher | None = None,
     thumbnail_cache_bytes: int = DEFAULT_CACHE_BYTES,
     allowed_hosts: Collection[str] | None = None,
+    allowed_origins: Collection[str] = (),
+    max_query_pixels: int = DEFAULT_MAX_QUERY_PIXELS,
+    max_decodes: int = DEFAULT_MAX_DECODES,
 ) -> FastAPI:
     """The web app for one table: the REST API under ``/api``, docs at ``/docs``, the page at ``/``.
 
@@ -484,13 +542,18 @@ def create_app(
     ``table`` is opened. With ``token`` every route but the page shell requires it. URL queries are
     fetched by ``fetcher`` (default: an :class:`~lookalike.images.HttpFetcher` whose SSRF guard refuses
     private addresses unless ``allow_private_urls``); ``item_fetcher`` reads indexed items that are URLs.
-    Uploads over ``max_upload_bytes`` are refused with 413. ``allowed_hosts`` limits the Host header
-    (``serve`` sets it on loopback binds, against DNS rebinding).
+    Uploads over ``max_upload_bytes`` are refused with 413, and so are query images whose header
+    claims more than ``max_query_pixels``; at most ``max_decodes`` images decode at once. ``allowed_hosts``
+    limits the Host header (``serve`` sets it on loopback binds, against DNS rebinding). Requests sent
+    by another site's page are refused with 403 (:class:`~lookalike.server.security.OriginGuard`);
+    ``allowed_origins`` names origins trusted anyway.
     """
     if isinstance(client_or_table, Client):
         client_or_table = client_or_table.open_table(table)
     if max_upload_bytes <= 0:
         raise ConfigurationError(f"max_upload_bytes must be positive, got {max_upload_bytes!r}")
+    if max_query_pixels <= 0 or max_decodes <= 0:
+        raise ConfigurationError("max_query_pixels and max_decodes must be positive")
     backend = Backend(
         client_or_table,
         token=token or None,
@@ -499,6 +562,8 @@ def create_app(
         fetcher=fetcher,
         item_fetcher=item_fetcher,
         thumbnail_cache_bytes=thumbnail_cache_bytes,
+        max_query_pixels=max_query_pixels,
+        max_decodes=max_decodes,
     )
     bearer = HTTPBearer(auto_error=False, description="the server's token (`lookalike serve --token`)")
     app = FastAPI(
@@ -553,6 +618,12 @@ def create_app(
     # -------------------------------------------------------------- the API
     Offset = Query(0, ge=0, le=MAX_OFFSET, description="results to skip")
     Limit = Query(24, ge=1, le=MAX_PAGE_SIZE, description="results per page")
+    # Documented, not validated by FastAPI: parse_id gives the clearer "bad_id" error. The schema must
+    # say what the route accepts, or clients (and schema-driven fuzzers) send ids it cannot take.
+    ItemId = PathParam(
+        description="the item's id (its primary key)",
+        json_schema_extra={"pattern": r"^-?[0-9]+$"} if backend.pk_is_int else None,
+    )
 
     @app.get("/api/stats", response_model=Stats, tags=["index"], responses=_ERRORS)
     def stats() -> dict[str, Any]:
@@ -591,12 +662,17 @@ def create_app(
         }
 
     @app.get("/api/items/{item_id}", response_model=Hit, tags=["items"], responses=_ERRORS)
-    def get_item(item_id: str) -> dict[str, Any]:
+    def get_item(item_id: str = ItemId) -> dict[str, Any]:
         """One item's metadata (its columns, vectors left out)."""
         return backend.hit(backend.row(backend.parse_id(item_id)))
 
-    @app.get("/api/items/{item_id}/image", tags=["items"], responses=_ERRORS)
-    def get_image(item_id: str) -> Response:
+    @app.get(
+        "/api/items/{item_id}/image",
+        tags=["items"],
+        response_class=Response,
+        responses={**_ERRORS, 200: {"description": "the image file", "content": {"image/*": {}}}},
+    )
+    def get_image(item_id: str = ItemId) -> Response:
         """The original image of an indexed item (only ever by id, never by a path)."""
         key_id = backend.parse_id(item_id)
         data = backend.item_source(key_id, backend.image_ref(key_id)).data
@@ -607,10 +683,19 @@ def create_app(
             raise ApiError(415, "not_an_image", f"the file of item {item_id!r} is not an image any more")
         return Response(data, media_type=media_type, headers={"Cache-Control": "private, max-age=3600"})
 
-    @app.get("/api/items/{item_id}/thumbnail", tags=["items"], responses=_ERRORS)
+    @app.get(
+        "/api/items/{item_id}/thumbnail",
+        tags=["items"],
+        response_class=Response,
+        responses={**_ERRORS, 200: {"description": "a JPEG thumbnail", "content": {"image/jpeg": {}}}},
+    )
     def get_thumbnail(
-        item_id: str,
-        size: int = Query(256, description=f"longest side in pixels, one of {list(THUMBNAIL_SIZES)}"),
+        item_id: str = ItemId,
+        size: int = Query(
+            256,
+            description=f"longest side in pixels, one of {list(THUMBNAIL_SIZES)}",
+            json_schema_extra={"enum": list(THUMBNAIL_SIZES)},  # documented; the route says "bad_size"
+        ),
     ) -> Response:
         """A JPEG thumbnail of an indexed item (made once, then served from a bounded cache)."""
         if size not in THUMBNAIL_SIZES:
@@ -620,7 +705,9 @@ def create_app(
         key = (key_id, str(ref), size)  # a re-indexed item with a new file gets a new thumbnail
         data = backend.thumbnails.get(key)
         if data is None:
-            data = make_thumbnail(backend.item_source(key_id, ref), size)
+            source = backend.item_source(key_id, ref)
+            with backend.decoding():
+                data = make_thumbnail(source, size)
             backend.thumbnails.put(key, data)
         etag = '"' + hashlib.blake2b(data, digest_size=12).hexdigest() + '"'
         return Response(
@@ -628,7 +715,7 @@ def create_app(
         )
 
     @app.get("/api/items/{item_id}/similar", response_model=SearchPage, tags=["search"], responses=_ERRORS)
-    def similar(item_id: str, offset: int = Offset, limit: int = Limit) -> dict[str, Any]:
+    def similar(item_id: str = ItemId, offset: int = Offset, limit: int = Limit) -> dict[str, Any]:
         """More like this: the items nearest to an indexed item (the item itself left out)."""
         key_id = backend.parse_id(item_id)
         row, vector = backend.item_vector(key_id)
@@ -637,7 +724,13 @@ def create_app(
 
     @app.get("/api/search", response_model=SearchPage, tags=["search"], responses=_ERRORS)
     def search_text(
-        q: str = Query(..., min_length=1, max_length=1000, description="what to look for, in words"),
+        q: str = Query(
+            ...,
+            min_length=1,
+            max_length=1000,
+            description="what to look for, in words",
+            json_schema_extra={"pattern": r"\S"},  # documented: not only spaces (the route says why)
+        ),
         offset: int = Offset,
         limit: int = Limit,
     ) -> dict[str, Any]:
@@ -662,14 +755,23 @@ def create_app(
             )
         name = os.path.basename(file.filename or "") or "upload"
         key = ("image", hashlib.sha256(data).hexdigest())
-        vector = backend.query_vector(
-            key, lambda: backend.embed(image=backend.decode_query_image(data, f"upload {name!r}"))
-        )
+
+        def make() -> np.ndarray:
+            with backend.decoding():
+                return backend.embed(image=backend.decode_query_image(data, f"upload {name!r}"))
+
+        vector = backend.query_vector(key, make)
         return backend.search_page(vector, offset, limit, {"kind": "image", "name": name, "sha256": key[1]})
 
     @app.get("/api/search/url", response_model=SearchPage, tags=["search"], responses=_ERRORS)
     def search_url(
-        url: str = Query(..., min_length=1, max_length=4096, description="an http(s) URL of a picture"),
+        url: str = Query(
+            ...,
+            min_length=1,
+            max_length=4096,
+            description="an http(s) URL of a picture",
+            json_schema_extra={"pattern": r"^\s*[Hh][Tt][Tt][Pp][Ss]?://"},  # the route says "bad_url"
+        ),
         offset: int = Offset,
         limit: int = Limit,
     ) -> dict[str, Any]:
@@ -692,7 +794,8 @@ def create_app(
                         "lookalike serve --allow-private-urls (allow_private_urls=True in Python) to allow them"
                     )
                 raise ApiError(400, code, message) from exc
-            return backend.embed(image=backend.decode_query_image(data, url))
+            with backend.decoding():
+                return backend.embed(image=backend.decode_query_image(data, url))
 
         vector = backend.query_vector(("url", url), make)
         return backend.search_page(vector, offset, limit, {"kind": "url", "url": url})
@@ -700,7 +803,7 @@ def create_app(
     @app.get("/api/duplicates", response_model=DuplicatesPage, tags=["duplicates"], responses=_ERRORS)
     def duplicates(
         threshold: float | None = Query(
-            None, ge=0, description="largest distance inside a group (default: the library's)"
+            None, ge=0, le=2, description="largest cosine distance inside a group (default: the library's)"
         ),
         exact: bool = Query(True, description="also group byte-identical files"),
         similar: bool = Query(False, description="also show similar shots (same scene, another shot)"),
@@ -725,10 +828,13 @@ def create_app(
     # -------------------------------------------------------------- docs and the page
     @app.get("/docs", include_in_schema=False)
     def docs(request: Request) -> HTMLResponse:
-        # TokenGuard has checked the token already; pass it on so the docs can load the schema.
+        # The reference is rendered by our own static/docs.js (no CDN: works offline, strict CSP).
+        # TokenGuard has checked the token already; pass it on so the page can load the schema.
         given = request.query_params.get("token")
         suffix = f"?token={quote(given, safe='')}" if given and backend.token else ""
-        return get_swagger_ui_html(openapi_url=f"/openapi.json{suffix}", title="lookalike API")
+        page = (STATIC_DIR / "docs.html").read_text(encoding="utf-8")
+        page = page.replace("{{openapi_url}}", html.escape(f"/openapi.json{suffix}", quote=True))
+        return HTMLResponse(page, headers={**PAGE_HEADERS, "Cache-Control": "no-store"})
 
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:
@@ -736,9 +842,11 @@ def create_app(
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
-    # Outermost first: refuse '..', then unknown hosts, then check the token, then cap bodies.
+    # Outermost first: refuse '..', then unknown hosts, then other sites' pages, then check the token,
+    # then cap bodies.
     app.add_middleware(BodyLimit, limit=max_upload_bytes + 64 * 1024)
     app.add_middleware(TokenGuard, token=backend.token)
+    app.add_middleware(OriginGuard, origins=allowed_origins)
     if allowed_hosts:
         app.add_middleware(HostGuard, hosts=allowed_hosts)
     app.add_middleware(PathGuard)

@@ -1,4 +1,5 @@
-"""The server's guards, as plain ASGI middleware: the token, the request body cap, ``../`` in paths.
+"""The server's guards, as plain ASGI middleware: the token, the request body cap, ``../`` in paths,
+the Host header, and requests sent by other sites' pages.
 
 They run before FastAPI routing, so every route (the API, ``/docs``, ``/openapi.json``) is covered,
 including ones added later. Only the page shell (``/`` and ``/static/*``, which hold no data) is
@@ -11,7 +12,7 @@ import hmac
 import json
 from collections.abc import Awaitable, Callable, Collection, MutableMapping
 from typing import Any
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -212,3 +213,68 @@ def _human(n: int) -> str:
     if n >= 1 << 10:
         return f"{n / (1 << 10):.0f} KiB"
     return f"{n} bytes"
+
+
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+
+
+def _host_and_port(netloc: str, scheme: str) -> tuple[str, int] | None:
+    """``("host", port)`` from ``host[:port]``, the port defaulted by scheme; None when malformed."""
+    try:
+        parts = urlsplit(f"//{netloc}")
+        port = parts.port
+    except ValueError:
+        return None
+    if not parts.hostname:
+        return None
+    return parts.hostname.lower(), port or _DEFAULT_PORTS.get(scheme, 80)
+
+
+class OriginGuard:
+    """Refuse (403) requests that another site's page sent: ``Origin`` naming another origin, or
+    ``Sec-Fetch-Site: cross-site`` / ``same-site``.
+
+    A server on 127.0.0.1 is reachable from every page the user opens; without this any of them could
+    post uploads or start searches and duplicate scans (a browser sends a "simple" cross-origin POST
+    without asking first). It applies to every ``/api/`` route and to any request that is not a GET,
+    HEAD or OPTIONS: the API has no cross-site use, and guarding all of it means a costly route added
+    later cannot be forgotten. ``same-site`` is refused too, because another port on the same host
+    (``localhost:3000``) is the same site. Clients that are not browsers send neither header and pass;
+    so does a top-level visit to the page. ``origins`` names extra trusted origins
+    (``"https://app.example"``).
+    """
+
+    def __init__(self, app: ASGIApp, origins: Collection[str] = ()) -> None:
+        self.app = app
+        self.origins = frozenset(o.rstrip("/").lower() for o in origins)
+
+    def _guarded(self, scope: Scope) -> bool:
+        return scope.get("path", "").startswith("/api/") or scope.get("method") not in _SAFE_METHODS
+
+    def _refusal(self, scope: Scope) -> str | None:
+        headers = {name: value.decode("latin-1") for name, value in scope.get("headers") or []}
+        origin = headers.get(b"origin")
+        if origin is not None:
+            origin = origin.strip().rstrip("/").lower()
+            if origin in self.origins:
+                return None
+            parts = urlsplit(origin) if "://" in origin else None
+            own = _host_and_port(headers.get(b"host", ""), scope.get("scheme", "http"))
+            theirs = _host_and_port(parts.netloc, parts.scheme) if parts else None
+            if own is None or theirs is None or own != theirs:
+                return f"requests from other sites' pages are refused (Origin {origin!r})"
+            return None
+        site = headers.get(b"sec-fetch-site", "").strip().lower()
+        if site in ("cross-site", "same-site"):
+            return f"requests from other sites' pages are refused (Sec-Fetch-Site: {site})"
+        return None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self._guarded(scope):
+            refusal = self._refusal(scope)
+            if refusal is not None:
+                # The body is left unread: close the connection rather than read what we refuse.
+                await send_json_error(send, 403, "cross_site", refusal, headers={"Connection": "close"})
+                return
+        await self.app(scope, receive, send)

@@ -12,6 +12,8 @@ import numpy as np
 
 _L1_CHUNK = 16_384  # rows per block for L1, which needs an (n, d) temporary
 _ARGMIN_K = 32  # up to this k, top-k is k argmin passes instead of an argpartition
+_RECHECK = 8  # extra float32 candidates taken when a distance range is re-applied in float64
+_BOUND_SLACK = 1e-5  # relative widening of a distance range in the float32 pass (its rounding error)
 
 
 class VectorMatrix:
@@ -156,6 +158,30 @@ class VectorMatrix:
             return np.sqrt(d2)
         raise ValueError(f"unknown metric {metric!r}")
 
+    def exact_distances(self, query: np.ndarray, metric: str, positions: np.ndarray) -> np.ndarray:
+        """Float64 distances from ``query`` to the rows at ``positions`` (a few: the returned hits).
+
+        The stored float32 values are exact in float64, so an identical vector gives exactly 0 (and
+        a cosine similarity of exactly 1): the row's norm, its dot product with the query and the
+        query's norm run through one summation in one order, so they agree to the last bit.
+        """
+        rows = self.data[positions].astype(np.float64)
+        q = np.asarray(query, dtype=np.float32).astype(np.float64)
+        if metric == "l1":
+            return np.abs(rows - q).sum(axis=1)
+        if metric == "l2":
+            diff = rows - q
+            return np.sqrt(np.einsum("ij,ij->i", diff, diff))
+        qs = np.tile(q, (len(rows), 1))  # contiguous like `rows`: einsum sums both in the same order
+        dots = np.einsum("ij,ij->i", rows, qs)
+        if metric == "inner_product":
+            return -dots
+        if metric == "cosine":
+            denom = np.sqrt(np.einsum("ij,ij->i", rows, rows) * np.einsum("ij,ij->i", qs, qs))
+            cos = np.divide(dots, denom, out=np.zeros_like(dots), where=denom > 0)  # zero vector: 0
+            return 1.0 - np.clip(cos, -1.0, 1.0)
+        raise ValueError(f"unknown metric {metric!r}")
+
     def search(
         self,
         query: np.ndarray,
@@ -166,14 +192,52 @@ class VectorMatrix:
         distance_min: float | None = None,
         distance_max: float | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-``k`` (ids, distances), nearest first, optionally among ``candidate_ids`` only."""
+        """Top-``k`` (ids, float64 distances), nearest first, optionally among ``candidate_ids`` only.
+
+        Rows are ranked in float32 (one BLAS pass over the matrix); the distances of the rows
+        returned are then computed again in float64, so exact matches read 0 and no distance leaves
+        its range. A distance range is applied to the float64 values: the float32 pass takes a few
+        more rows with slightly widened bounds, and takes more when the exact bounds drop too many.
+        """
         if not self._n or k <= 0:
-            return np.empty(0, np.int64), np.empty(0, np.float32)
+            return np.empty(0, np.int64), np.empty(0, np.float64)
+        lo = None if distance_min is None else distance_min - _BOUND_SLACK * (1.0 + abs(distance_min))
+        hi = None if distance_max is None else distance_max + _BOUND_SLACK * (1.0 + abs(distance_max))
+        bounded = lo is not None or hi is not None
+        want = k + _RECHECK if bounded else k
+        while True:
+            rows = self._top(query, metric, want, candidate_ids, lo, hi)
+            exact = self.exact_distances(query, metric, rows)
+            if not bounded:
+                break
+            keep = np.ones(len(rows), dtype=bool)
+            if distance_min is not None:
+                keep &= exact >= distance_min
+            if distance_max is not None:
+                keep &= exact <= distance_max
+            if keep.sum() >= k or len(rows) < want:
+                rows, exact = rows[keep], exact[keep]
+                break
+            want *= 4
+        order = np.lexsort((rows, exact))[:k]  # by exact distance, ties by position (stable results)
+        return self.ids[rows[order]], exact[order]
+
+    def _top(
+        self,
+        query: np.ndarray,
+        metric: str,
+        k: int,
+        candidate_ids: np.ndarray | None,
+        distance_min: float | None,
+        distance_max: float | None,
+    ) -> np.ndarray:
+        """Positions of the top-``k`` rows by float32 distance (within the bounds), nearest first."""
+        empty = np.empty(0, np.int64)
         positions = None
         if candidate_ids is not None:
             positions = self.positions(candidate_ids)
             if not len(positions):
-                return np.empty(0, np.int64), np.empty(0, np.float32)
+                return empty
             if len(positions) > self._n // 3:
                 # a wide filter: one full mat-vec beats gathering a large subset
                 dist_all = self.distances(query, metric)
@@ -193,22 +257,19 @@ class VectorMatrix:
             dist = dist[sel]
             idx_space = sel if positions is None else positions[sel]
         if not len(dist):
-            return np.empty(0, np.int64), np.empty(0, np.float32)
+            return empty
         if k <= _ARGMIN_K and len(dist) > 8 * k:
             # a few SIMD argmin passes beat argpartition by ~10× for small k; ties go to the lower
             # position, like the sort below. `dist` is our own array, so it may be overwritten.
             part = np.empty(k, dtype=np.int64)
-            best = np.empty(k, dtype=dist.dtype)
             for j in range(k):
                 i = int(np.argmin(dist))
-                part[j], best[j] = i, dist[i]
+                part[j] = i
                 dist[i] = np.inf
-            rows = part if idx_space is None else idx_space[part]
-            return self.ids[rows], best
+            return part if idx_space is None else idx_space[part]
         if k < len(dist):
             part = np.argpartition(dist, k - 1)[:k]
         else:
             part = np.arange(len(dist))
         part = part[np.lexsort((part, dist[part]))]  # by distance, ties by position (stable results)
-        rows = part if idx_space is None else idx_space[part]
-        return self.ids[rows], dist[part]
+        return part if idx_space is None else idx_space[part]
