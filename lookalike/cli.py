@@ -254,6 +254,8 @@ def index(
     if urls is not None and not urls.is_file():
         _fail(f"no such URL list: {urls}")
     _set_max_pixels(max_pixels)
+    local = _local_db(db)
+    fresh = local if local is not None and not local.exists() else None
     client = _connect(db)
     progress = _IndexProgress(enabled=not as_json)
     stop = {"requested": False}
@@ -288,9 +290,16 @@ def index(
     except KeyboardInterrupt:
         _err("aborted; chunks committed before the interrupt are kept")
         raise typer.Exit(EXIT_INTERRUPTED) from None
+    except typer.Exit as exc:
+        if fresh is not None and exc.exit_code == EXIT_SETUP:
+            # the model never loaded: leave no empty database behind to be mistaken for an index
+            client.close()
+            _discard_database(fresh)
+        raise
     finally:
         signal.signal(signal.SIGINT, previous)
-        client.close()
+        if not client.closed:
+            client.close()
     if errors is not None and (report.failures or report.known_failures):
         with open(errors, "w", encoding="utf-8") as fh:
             for known, items in ((False, report.failures), (True, report.known_failures)):
@@ -303,6 +312,12 @@ def index(
     if report.stopped:
         raise typer.Exit(EXIT_INTERRUPTED)
     raise typer.Exit(EXIT_FAILED if report.failures else EXIT_OK)
+
+
+def _discard_database(path: Path) -> None:
+    """Remove a SQLite file this command created (and its journal files)."""
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
 def _printable(path: Any) -> str:

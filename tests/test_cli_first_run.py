@@ -102,6 +102,7 @@ def test_a_model_that_cannot_be_downloaded_is_one_setup_error(tmp_path: Path, pi
     assert len(lines) == 1 and "does not resolve" in lines[0] and "Retrying" not in proc.stderr
     assert "lookalike models download clip-vit-b-32" in lines[0] and "--model ./my-model" in lines[0]
     assert time.monotonic() - started < 60  # "finishes"; benchmarks/first_run.py times it
+    assert not (tmp_path / "lookalike.db").exists()  # no empty database to mistake for an index
 
     # the advice works as written: a bare folder holding the model's files
     shutil.copytree(TINY_CLIP, tmp_path / "my-model")

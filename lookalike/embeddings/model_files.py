@@ -310,23 +310,16 @@ class ModelFiles:
 
     def cached_config(self) -> dict[str, Any] | None:
         """``config.json`` if it is already on disk (never downloads)."""
-        if self.source.directory is not None:
-            path = self.source.directory / "config.json"
-            return read_json(path, self.source) if path.is_file() else None
-        try:
-            hub = _import_hub()
-        except MissingDependencyError:
-            return None
-        hit = hub.try_to_load_from_cache(
-            self.source.repo_id,
-            "config.json",
-            cache_dir=str(hub_cache_dir(self.source.cache_dir)),
-            revision=self.source.revision,
-        )
-        return read_json(Path(hit), self.source) if isinstance(hit, str) else None
+        path = self.cached_path("config.json")
+        return read_json(path, self.source) if path is not None else None
 
     def cached_size(self, filename: str) -> int | None:
         """Size of ``filename`` if it is already on disk (never downloads)."""
+        path = self.cached_path(filename)
+        return path.stat().st_size if path is not None else None
+
+    def cached_path(self, filename: str) -> Path | None:
+        """``filename`` (``*.onnx`` under ``onnx/`` too) if it is already on disk (never downloads)."""
         for rel in self._candidates(filename):
             if self.source.directory is not None:
                 path: Path | None = self.source.directory / rel
@@ -343,7 +336,7 @@ class ModelFiles:
                 )
                 path = Path(hit) if isinstance(hit, str) else None
             if path is not None and path.is_file():
-                return path.stat().st_size
+                return path
         return None
 
     def get(self, filename: str, *, required: bool = True) -> Path | None:
