@@ -169,13 +169,9 @@ def _open(db: str, table: str) -> Any:
 
 
 def _json_default(value: Any) -> Any:
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if isinstance(value, (bytes, bytearray)):
-        return f"<{len(value)} bytes>"
-    return str(value)
+    from lookalike._json import to_jsonable
+
+    return to_jsonable(value, by_attribute=True)
 
 
 def _print_json(data: Any) -> None:

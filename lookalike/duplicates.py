@@ -57,6 +57,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import sqlalchemy as sa
 
+from lookalike._json import to_jsonable
 from lookalike.errors import ConfigurationError
 from lookalike.knn_graph import (
     DEFAULT_K,
@@ -716,10 +717,4 @@ def _sort_key(value: Any) -> tuple[int, Any]:
 
 
 def _plain(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    if isinstance(value, (bytes, bytearray)):
-        return f"<{len(value)} bytes>"
-    return value
+    return to_jsonable(value, by_attribute=True, keep_unknown=True)

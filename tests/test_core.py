@@ -440,13 +440,11 @@ def test_dict_filters(sqlite_client: lookalike.Client) -> None:
     assert ids({"meta.tags": {"$contains": "b"}}) == [1, 2]
     assert ids({"meta.tags": {"$exists": True}}) == [1, 2]
     assert ids("cat >= 3") == [3, 4]
-    import sqlalchemy as sa
-
     assert ids(t.spec.sa_table.c.cat == 2) == [2]
     # SQL text inside a dict value is a value, never SQL
     assert ids({"label": "x' OR '1'='1"}) == []
     assert ids({"label": {"$in": ["banana'); DROP TABLE vecs; --"]}}) == []
-    assert t.rows() == 4 and sa is not None
+    assert t.rows() == 4  # and the injection attempts above dropped nothing
 
 
 @pytest.mark.parametrize(

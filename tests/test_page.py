@@ -1,7 +1,8 @@
 """The search page in a real headless Chromium (Debian's /usr/bin/chromium) driven by Playwright.
 
 Screenshots go to ``test-artifacts/`` (git-ignored), at a phone's width (390 px) and a laptop's
-(1280 px); the README's ``docs/screenshot.png`` is written by ``test_readme_screenshot``.
+(1280 px); the README's ``docs/screenshot.png`` comes from ``test_readme_screenshot`` through
+``scripts/make_screenshot.py``.
 """
 
 from __future__ import annotations
@@ -434,6 +435,11 @@ def assert_fits(page: Any, width: int) -> None:
 
 
 def test_readme_screenshot(page: Any, server: LiveServer) -> None:
+    """The README's picture: search results for "blue" at 1280 px, every thumbnail loaded.
+
+    Written to test-artifacts/ on every run; ``python scripts/make_screenshot.py`` copies it into docs/
+    (a test run never writes into the source tree).
+    """
     page.goto(server.url + "/")
     wait_state(page, "results")
     page.fill("#q", "blue")
@@ -442,9 +448,9 @@ def test_readme_screenshot(page: Any, server: LiveServer) -> None:
     wait_state(page, "results")
     wait_thumbnails(page, 18)
     page.mouse.move(0, 0)
-    (ROOT / "docs").mkdir(exist_ok=True)
-    page.screenshot(path=str(ROOT / "docs" / "screenshot.png"))
     shot(page, "readme")
+    picture = ARTIFACTS / "page-readme.png"
+    assert picture.stat().st_size > 10_000 and picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_api_docs_render_from_the_package_offline(page: Any, server: LiveServer) -> None:

@@ -134,13 +134,6 @@ class ImagePreprocessor:
             raise ModelNotFoundError(f"{where}: invalid size, crop_size or resample value")
         return cls(mode if do_resize else None, dims, crop, resample, rescale, mean, std)
 
-    @property
-    def output_size(self) -> tuple[int, int] | None:
-        """(height, width) of every output, when fixed."""
-        if self.crop is not None:
-            return self.crop
-        return self.size if self.resize_mode == "squash" else None
-
     draft_factor: ClassVar[int] = 3
     """JPEGs are decoded at reduced scale only while still this many times the model's input size."""
 

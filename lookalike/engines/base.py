@@ -236,9 +236,6 @@ class Engine(ABC):
         """A boolean expression: the JSON array in ``column`` contains ``value``."""
         raise ConfigurationError(f"$contains on JSON is not supported by {self.name}")
 
-    def notify_write(self, table: str) -> None:
-        """Called after a transaction changed ``table`` (engines with caches refresh them)."""
-
     def notify_reset(self) -> None:
         """Called after a rollback: caches may hold rows that never committed."""
 
@@ -259,10 +256,6 @@ _ENGINES: dict[str, tuple[str, str | None, str | None]] = {
 def register_engine(scheme: str, target: str, *, extra: str | None = None) -> None:
     """Register an engine class (``"module:Class"``) for a URL scheme."""
     _ENGINES[scheme] = (target, extra, None)
-
-
-def known_schemes() -> list[str]:
-    return sorted(_ENGINES)
 
 
 def engine_for_url(url: str) -> type[Engine]:

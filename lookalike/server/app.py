@@ -9,15 +9,11 @@ the event loop stays free while a model embeds or a thumbnail decodes.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
-import decimal
-import functools
 import hashlib
 import html
 import os
 import re
 import threading
-import uuid
 from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -34,6 +30,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from lookalike._json import to_jsonable
 from lookalike.client import Client
 from lookalike.errors import (
     AuthenticationError,
@@ -312,11 +309,11 @@ class Backend:
         score = row.get("_score")
         source = row.get(self.image_column) if self.image_column else None
         return {
-            "id": _json_value(item_id),
+            "id": to_jsonable(item_id),
             "name": _display_name(source, item_id),
             "score": None if score is None else float(score),
             "distance": None if distance is None else float(distance),
-            "metadata": {k: _json_value(v) for k, v in row.items() if not k.startswith("_")},
+            "metadata": {k: to_jsonable(v) for k, v in row.items() if not k.startswith("_")},
             "thumbnail_url": f"/api/items/{ref}/thumbnail",
             "image_url": f"/api/items/{ref}/image",
         }
@@ -411,19 +408,12 @@ class Backend:
     def duplicate_groups(self, threshold: float | None, exact: bool, similar: bool = False) -> list[Any]:
         """The table's duplicate groups (with ``similar`` shots too); a scan is reused until the row
         count changes."""
-        find = getattr(self.table, "find_duplicates", None)
-        if find is None:
-            try:
-                from lookalike.duplicates import find_duplicates
-            except ImportError:
-                raise ApiError(
-                    501, "not_available", "this version of lookalike cannot find duplicates"
-                ) from None
-            find = functools.partial(find_duplicates, self.table)
         key = (threshold, exact, similar, self.table.rows())
         groups = self.duplicate_scans.get(key)
         if groups is None:
-            groups = list(find(threshold=threshold, exact=exact, limit=None, similar=similar))
+            groups = list(
+                self.table.find_duplicates(threshold=threshold, exact=exact, limit=None, similar=similar)
+            )
             self.duplicate_scans.put(key, groups)
         return groups
 
@@ -439,7 +429,7 @@ class Backend:
             hit["detail"] = detail
             members.append(hit)
         return {
-            "keeper": _json_value(group.keeper),
+            "keeper": to_jsonable(group.keeper),
             "size": len(members),
             "exact": bool(group.exact),
             "kind": group.kind,
@@ -472,28 +462,6 @@ def _is_integer(column: sa.Column[Any]) -> bool:
         return issubclass(column.type.python_type, int)
     except NotImplementedError:
         return False
-
-
-def _json_value(value: Any) -> Any:
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, (dt.datetime, dt.date, dt.time)):
-        return value.isoformat()
-    if isinstance(value, decimal.Decimal):
-        return float(value)
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return f"<{len(value)} bytes>"
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, Mapping):
-        return {str(k): _json_value(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_value(v) for v in value]
-    return str(value)
 
 
 def _display_name(source: Any, item_id: Any) -> str:
@@ -641,7 +609,7 @@ def create_app(
             "multimodal": bool(getattr(embed_fn, "multimodal", False)),
             "engine": backend.table.client.engine.name,
             "image_column": backend.image_column,
-            "duplicates_available": hasattr(backend.table, "find_duplicates"),
+            "duplicates_available": True,
             "thumbnails": backend.thumbnails.stats(),
             "token_required": backend.token is not None,
             "version": _version(),
@@ -719,7 +687,7 @@ def create_app(
         """More like this: the items nearest to an indexed item (the item itself left out)."""
         key_id = backend.parse_id(item_id)
         row, vector = backend.item_vector(key_id)
-        query = {"kind": "item", "id": _json_value(key_id), "item": backend.hit(row)}
+        query = {"kind": "item", "id": to_jsonable(key_id), "item": backend.hit(row)}
         return backend.search_page(vector, offset, limit, query, exclude=key_id)
 
     @app.get("/api/search", response_model=SearchPage, tags=["search"], responses=_ERRORS)

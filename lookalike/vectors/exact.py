@@ -39,10 +39,6 @@ class VectorMatrix:
     def data(self) -> np.ndarray:
         return self._data[: self._n]
 
-    @property
-    def max_id(self) -> int:
-        return int(self._ids[self._n - 1]) if self._n else -(2**62)
-
     def replace_all(self, ids: np.ndarray, data: np.ndarray) -> None:
         """Load everything at once (ids must be sorted ascending)."""
         self._ids = np.ascontiguousarray(ids, dtype=np.int64)
@@ -113,14 +109,14 @@ class VectorMatrix:
         self.replace_all(self.ids[keep], self.data[keep])
 
     def positions(self, ids: np.ndarray) -> np.ndarray:
-        """Positions of the given ids that are present (others are dropped)."""
+        """Positions of the given ids that are present (others are dropped), ascending, each once."""
         ids = np.asarray(ids, dtype=np.int64)
         cur = self.ids
         if not len(cur) or not len(ids):
             return np.empty(0, dtype=np.int64)
         pos = np.searchsorted(cur, ids)
         pos = np.minimum(pos, len(cur) - 1)
-        return pos[cur[pos] == ids]
+        return np.unique(pos[cur[pos] == ids])  # sorted: ties go to the lower id; no repeated rows
 
     def _inverse_norms(self) -> np.ndarray:
         """1/‖row‖ (0 for zero rows), cached until the rows change."""
@@ -269,6 +265,11 @@ class VectorMatrix:
             return part if idx_space is None else idx_space[part]
         if k < len(dist):
             part = np.argpartition(dist, k - 1)[:k]
+            # argpartition picks arbitrary rows among those tied with the k-th: take the lowest positions
+            kth = dist[part[k - 1]]
+            if kth == kth:  # not NaN
+                below = part[dist[part] < kth]
+                part = np.concatenate([below, np.flatnonzero(dist == kth)[: k - len(below)]])
         else:
             part = np.arange(len(dist))
         part = part[np.lexsort((part, dist[part]))]  # by distance, ties by position (stable results)
