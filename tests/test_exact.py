@@ -427,3 +427,14 @@ def test_property_matches_reference(n, seed, ops, metric, k, filt, bounds):
         dmin, dmax = outward(metric, dmin, dmax)
     cands = None if filt is None else np.array(filt, np.int64)
     check(m, contents, q, metric, k, candidate_ids=cands, dmin=dmin, dmax=dmax)
+
+
+@pytest.mark.parametrize("start", [[], [5], [1, 9]])
+def test_an_id_given_twice_in_one_upsert_is_one_row_with_the_later_vector(start: list[int]) -> None:
+    m = VectorMatrix(2)
+    if start:
+        m.replace_all(np.array(start, dtype=np.int64), np.ones((len(start), 2), dtype=np.float32))
+    m.upsert(np.array([7, 3, 7]), np.array([[1, 0], [0, 1], [2, 2]], dtype=np.float32))
+    assert m.ids.tolist() == sorted({*start, 3, 7})
+    row = m.data[m.ids.tolist().index(7)]
+    assert row.tolist() == [2.0, 2.0]

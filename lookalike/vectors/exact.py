@@ -40,7 +40,11 @@ class VectorMatrix:
         return self._data[: self._n]
 
     def replace_all(self, ids: np.ndarray, data: np.ndarray) -> None:
-        """Load everything at once (ids must be sorted ascending)."""
+        """Load everything at once (ids must be sorted ascending).
+
+        ``data`` is taken over, not copied, when it is already a writeable contiguous float32 array
+        (a million 512-d rows are 2 GB): the caller must not reuse it.
+        """
         self._ids = np.ascontiguousarray(ids, dtype=np.int64)
         self._data = np.ascontiguousarray(data, dtype=np.float32).reshape(-1, self.dimensions)
         if not self._data.flags.writeable:  # e.g. np.frombuffer over bytes: rows are replaced in place later
@@ -70,6 +74,9 @@ class VectorMatrix:
         data = np.asarray(data, dtype=np.float32).reshape(-1, self.dimensions)
         order = np.argsort(ids, kind="stable")
         ids, data = ids[order], data[order]
+        last = np.r_[ids[1:] != ids[:-1], True]  # an id given twice: the later vector wins, one row
+        if not last.all():
+            ids, data = ids[last], data[last]
         cur = self.ids
         pos = np.searchsorted(cur, ids)
         found = (
