@@ -33,6 +33,7 @@ from lookalike import EmbeddingFunction, Field, TableModel
 from lookalike.images.decode import decode_image, draft_region, read_source
 from lookalike.server import create_app
 from tests.helpers.http_server import LocalHTTPServer
+from tests.test_images import STORED_AS
 from tests.test_server import LiveServer
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -254,16 +255,7 @@ def test_reduced_decode_covers_the_same_picture_as_a_full_decode(orientation: in
     """For every EXIF orientation, the drafted image resized through its ``draft_region`` box matches
     the full decode resized the same way; the box's padded edge must follow the rotation."""
     upright = picture(2001, 1499, seed=3)  # 2001 / 8 and 1499 / 8 leave most of a padding pixel
-    inverse = {
-        2: Image.Transpose.FLIP_LEFT_RIGHT,
-        3: Image.Transpose.ROTATE_180,
-        4: Image.Transpose.FLIP_TOP_BOTTOM,
-        5: Image.Transpose.TRANSPOSE,
-        6: Image.Transpose.ROTATE_90,
-        7: Image.Transpose.TRANSVERSE,
-        8: Image.Transpose.ROTATE_270,
-    }
-    stored = upright.transpose(inverse[orientation]) if orientation in inverse else upright
+    stored = upright.transpose(STORED_AS[orientation]) if orientation in STORED_AS else upright
     exif = Image.Exif()
     exif[0x0112] = orientation
     buf = io.BytesIO()

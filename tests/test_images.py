@@ -239,19 +239,22 @@ def test_cmyk_jpeg_loads_as_rgb():
     assert r > 240 and g < 15 and b < 15
 
 
+# how a camera stores an upright picture for each EXIF orientation: the inverse of what the tag says to do
+STORED_AS = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_90,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_270,
+}
+
+
 @pytest.mark.parametrize("orientation", [2, 3, 4, 5, 6, 7, 8])
 def test_exif_rotated_jpeg_comes_out_upright(orientation: int):
     upright = asymmetric()
-    # how the camera stored it: the inverse of what the orientation tag says to do
-    undo = {
-        2: Image.Transpose.FLIP_LEFT_RIGHT,
-        3: Image.Transpose.ROTATE_180,
-        4: Image.Transpose.FLIP_TOP_BOTTOM,
-        5: Image.Transpose.TRANSPOSE,
-        6: Image.Transpose.ROTATE_90,
-        7: Image.Transpose.TRANSVERSE,
-        8: Image.Transpose.ROTATE_270,
-    }[orientation]
+    undo = STORED_AS[orientation]
     stored = upright.transpose(undo)
     exif = Image.Exif()
     exif[0x0112] = orientation
