@@ -7,11 +7,9 @@ the database, so :meth:`Client.open_table` works in any process.
 
 from __future__ import annotations
 
-import contextvars
 import os
-import threading
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any, Literal
 
 import sqlalchemy as sa
@@ -21,6 +19,7 @@ from lookalike.engines.base import Engine, engine_for_url
 from lookalike.errors import ConfigurationError, LookalikeError, SchemaError, TableNotFoundError
 from lookalike.results import QueryResult
 from lookalike.schema import TableSpec
+from lookalike.session import Database
 
 if TYPE_CHECKING:
     from sqlmodel import SQLModel
@@ -46,12 +45,9 @@ class Client:
     """A connection to one database: create/open/drop tables, run SQL, group calls in a session."""
 
     def __init__(self, engine: Engine) -> None:
-        self._engine: Engine | None = engine
-        self._session: contextvars.ContextVar[Connection | None] = contextvars.ContextVar(
-            f"lookalike_session_{id(self)}", default=None
-        )
+        self.database = Database(engine)
+        """The engine and its session state, shared with every table of this client."""
         self._tables: dict[str, Table] = {}
-        self._lock = threading.Lock()
 
     @classmethod
     def connect(cls, url: str | os.PathLike[str] | None = None, **kwargs: Any) -> Client:
@@ -66,9 +62,7 @@ class Client:
     @property
     def engine(self) -> Engine:
         """The storage engine (raises once the client is closed)."""
-        if self._engine is None:
-            raise ConfigurationError("this lookalike client is closed")
-        return self._engine
+        return self.database.engine
 
     @property
     def db_engine(self) -> sa.Engine:
@@ -77,15 +71,13 @@ class Client:
 
     def close(self) -> None:
         """Close the client's connections; further calls raise."""
-        if self._engine is not None:
-            self._engine.close()
-            self._engine = None
+        self.database.close()
 
     disconnect = close
 
     @property
     def closed(self) -> bool:
-        return self._engine is None
+        return self.database.closed
 
     def __enter__(self) -> Client:
         return self
@@ -94,55 +86,18 @@ class Client:
         self.close()
 
     def __repr__(self) -> str:
-        state = "closed" if self._engine is None else self._engine.name
+        state = "closed" if self.database.closed else self.engine.name
         return f"<lookalike.Client {state}>"
 
     # ------------------------------------------------------------------ transactions
     @contextmanager
     def session(self) -> Iterator[Client]:
         """One transaction across table calls: committed at the end, rolled back on an exception."""
-        if self._session.get() is not None:
-            yield self  # nested: join the outer transaction
-            return
-        engine = self.engine
-        with engine.sa_engine.connect() as conn:
-            conn = conn.execution_options(lookalike_write=True)
-            token = self._session.set(conn)
-            try:
-                trans = conn.begin()
-            except (sa.exc.SQLAlchemyError, *engine.driver_errors) as exc:
-                self._session.reset(token)
-                raise engine.translate_error(exc) from exc
-            try:
-                yield self
-            except BaseException:
-                trans.rollback()
-                engine.notify_reset()
-                raise
-            else:
-                try:
-                    trans.commit()
-                except (sa.exc.SQLAlchemyError, *engine.driver_errors) as exc:
-                    engine.notify_reset()
-                    raise engine.translate_error(exc) from exc
-            finally:
-                self._session.reset(token)
+        with self.database.session():
+            yield self
 
-    @contextmanager
-    def _conn(self, *, write: bool) -> Iterator[Connection]:
-        """The session's connection, or a fresh transaction when no session is open."""
-        engine = self.engine
-        conn = self._session.get()
-        if conn is not None:
-            try:
-                yield conn
-            except (sa.exc.SQLAlchemyError, *engine.driver_errors) as exc:
-                raise engine.translate_error(exc) from exc
-            return
-        with engine.begin(write=write) as conn:
-            yield conn
-            if write and hasattr(engine, "after_write"):
-                engine.after_write(conn)
+    def _conn(self, *, write: bool) -> AbstractContextManager[Connection]:
+        return self.database.connection(write=write)
 
     # ------------------------------------------------------------------ tables
     def create_table(

@@ -70,17 +70,68 @@ def describe_item(item: Any, limit: int = 120) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-class LookalikeError(Exception):
-    """Base class of every error lookalike raises on purpose."""
+_UNSET: Any = object()
 
-    def __init__(self, message: str, *, item: Any = None, index: int | None = None) -> None:
+
+class LookalikeError(Exception):
+    """Base class of every error lookalike raises on purpose.
+
+    The error is data: ``detail`` says what went wrong, and the optional context fields say where:
+    ``index`` (the item's position in bulk work), ``item`` (the input itself; only a short description
+    of it is ever printed) and ``column``. ``remarks`` are short notes added by the layers the error
+    passes through ("gave up after 3 attempts"). ``str(error)`` builds the text from these fields, so
+    no code ever parses or rewrites a message: it sets fields (:meth:`with_context`, :meth:`add_remark`).
+    """
+
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        item: Any = None,
+        index: int | None = None,
+        column: str | None = None,
+    ) -> None:
         super().__init__(message)
-        self.message = message
+        self.detail = message
         self.item = item
         self.index = index
+        self.column = column
+        self.remarks: list[str] = []
+
+    @property
+    def message(self) -> str:
+        """The full text, as ``str(error)`` gives it."""
+        return str(self)
+
+    def with_context(
+        self, *, index: int | None = _UNSET, item: Any = _UNSET, column: str | None = _UNSET
+    ) -> LookalikeError:
+        """Set the given context fields (``item`` only when none is set yet) and return the error."""
+        if index is not _UNSET:
+            self.index = index
+        if item is not _UNSET and self.item is None:
+            self.item = item
+        if column is not _UNSET:
+            self.column = column
+        return self
+
+    def add_remark(self, remark: str) -> None:
+        """Append a remark to the text ("gave up after 3 attempts")."""
+        self.remarks.append(remark)
+
+    def context(self) -> str:
+        """Where the error happened: ``item 3 (photo.jpg), column 'vec'``, or ``""`` when unknown."""
+        parts = []
+        if self.index is not None:
+            parts.append(f"item {self.index} ({describe_item(self.item)})")
+        if self.column is not None:
+            parts.append(f"column {self.column!r}")
+        return ", ".join(parts)
 
     def __str__(self) -> str:
-        return self.message
+        text = " ".join([self.detail, *self.remarks]) if self.remarks else self.detail
+        where = self.context()
+        return f"{where}: {text}" if where else text
 
 
 class ConfigurationError(LookalikeError):
@@ -156,4 +207,20 @@ class ConnectionFailedError(EngineError):
 
 
 class BulkInsertError(LookalikeError):
-    """A bulk operation failed on one item; nothing of its chunk was written."""
+    """A bulk operation failed on one item; nothing of its chunk was written.
+
+    The error that stopped it is on ``__cause__`` and ``error``; ``index``/``item``/``column`` are its.
+    """
+
+    def __init__(self, error: LookalikeError, *, index: int, item: Any = None) -> None:
+        super().__init__(
+            error.detail,
+            item=item if item is not None else error.item,
+            index=index,
+            column=error.column,
+        )
+        self.error = error
+        self.remarks = list(error.remarks)
+
+    def __str__(self) -> str:
+        return f"bulk_insert failed, nothing of its chunk was written: {super().__str__()}"

@@ -65,6 +65,8 @@ class FailedItem:
     error: LookalikeError
 
     def __str__(self) -> str:
+        if self.error.index == self.index:
+            return str(self.error)  # the error names the item already
         return f"item {self.index} ({self.item}): {self.error}"
 
 
@@ -156,13 +158,12 @@ class Table:
             row = {c: getattr(obj, c, None) for c in self._spec.sa_table.columns.keys()}
         else:
             raise SchemaError(
-                f"item {describe_item(obj)} is neither a dict nor a model instance", item=obj, index=index
+                f"{describe_item(obj)} is neither a dict nor a model instance", item=obj, index=index
             )
         unknown = row.keys() - self._column_names
         if unknown:
             raise SchemaError(
-                f"unknown column {sorted(unknown)[0]!r} for table {self.name!r}"
-                + (f" (item {index})" if index is not None else ""),
+                f"unknown column {sorted(unknown)[0]!r} for table {self.name!r}",
                 item=obj,
                 index=index,
             )
@@ -197,11 +198,10 @@ class Table:
             value = row.get(name)
             if value is None:
                 continue
-            where = f"item {index}, column {name!r}" if index is not None else f"column {name!r}"
             try:
-                row[name] = check_vector(value, vec.dimensions, item=value, what=f"vector ({where})")
+                row[name] = check_vector(value, vec.dimensions, item=value, what="vector")
             except LookalikeError as exc:
-                exc.index = index
+                exc.with_context(index=index, column=name)
                 raise
 
     def _check_vectors_bulk(self, rows: list[dict[str, Any] | None]) -> bool:
@@ -261,12 +261,7 @@ class Table:
                 out = self._embed_sources(vec, sources, on_error, cache=cache, infos=infos, progress=hook)
             except LookalikeError as exc:
                 if exc.index is not None:
-                    exc.index = base_index + todo[exc.index]
-                    exc.message = (
-                        f"item {exc.index} ({describe_item(exc.item)}), column {name!r}: "
-                        + _strip_item(exc.message)
-                    )
-                    exc.args = (exc.message,)
+                    exc.with_context(index=base_index + todo[exc.index], column=name)
                 raise
             for i, res in zip(todo, out):
                 if isinstance(res, LookalikeError):
@@ -665,21 +660,8 @@ def _is_vector(value: Any) -> bool:
     return False
 
 
-def _strip_item(message: str) -> str:
-    if message.startswith("item ") and "): " in message:
-        return message.split("): ", 1)[1]
-    return message
-
-
 def _bulk_error(exc: LookalikeError, index: int, item: Any) -> BulkInsertError:
-    msg = _strip_item(exc.message)
-    prefix = f"item {index} ({describe_item(item)})"
-    if not msg.startswith("item "):
-        msg = f"{prefix}: {msg}"
-    err = BulkInsertError(
-        f"bulk_insert failed, nothing of its chunk was written: {msg}", item=item, index=index
-    )
-    return err
+    return BulkInsertError(exc, index=index, item=item)
 
 
 def _order_clauses(order_by: Any, table: sa.Table) -> list[Any]:

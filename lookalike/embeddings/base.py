@@ -558,13 +558,8 @@ class BaseEmbeddingFunction:
 
     @staticmethod
     def _fail(results: list[Any], index: int, item: Any, exc: LookalikeError, on_error: OnError) -> None:
-        exc.index = index
-        if exc.item is None:
-            exc.item = item
+        exc.with_context(index=index, item=item)
         if on_error == "raise":
-            if f"item {index}" not in exc.message:
-                exc.message = f"item {index} ({describe_item(item)}): {exc.message}"
-                exc.args = (exc.message,)
             raise exc
         results[index] = exc
 

@@ -240,16 +240,14 @@ class HTTPEmbeddingFunction(BaseEmbeddingFunction):
                 retry_after = _retry_after(resp.headers.get("Retry-After"))
             if not err.retryable or attempt >= self.max_retries:
                 if attempt:
-                    err.message += f" (gave up after {attempt + 1} attempts)"
-                    err.args = (err.message,)
+                    err.add_remark(f"(gave up after {attempt + 1} attempts)")
                 raise err from cause
             delay = self._backoff(attempt)
             if retry_after is not None:
                 if retry_after > self.max_retry_wait:
-                    err.message += (
-                        f" (the server asked to retry after {retry_after:g}s; not waiting that long)"
+                    err.add_remark(
+                        f"(the server asked to retry after {retry_after:g}s; not waiting that long)"
                     )
-                    err.args = (err.message,)
                     raise err from cause
                 delay = retry_after + random.uniform(0, min(0.1 * retry_after + 0.01, 1.0))
             time.sleep(delay)

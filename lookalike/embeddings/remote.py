@@ -542,8 +542,7 @@ class RemoteEmbeddingFunction(HTTPEmbeddingFunction):
             try:
                 out.append((i, check_vector(row, self.dimensions, item=sources[i], what="embedding")))
             except LookalikeError as exc:
-                exc.message = f"{self.display_name} returned a bad vector: {exc.message}"
-                exc.args = (exc.message,)
+                exc.detail = f"{self.display_name} returned a bad vector: {exc.detail}"
                 out.append((i, exc))
         return out
 
@@ -588,12 +587,12 @@ class _CallState:
             if self._successes:
                 return
             message, count = self._same
-            self._same = (exc.message, count + 1 if exc.message == message else 1)
+            self._same = (exc.detail, count + 1 if exc.detail == message else 1)
             if self._same[1] < self.breaker:
                 return
         self.stopped = True
         raise ProviderError(
-            f"every input was rejected with the same error, so the request itself is at fault: {exc.message}",
+            f"every input was rejected with the same error, so the request itself is at fault: {exc.detail}",
             status_code=exc.status_code,
         ) from exc
 

@@ -239,6 +239,10 @@ class Engine(ABC):
     def notify_reset(self) -> None:
         """Called after a rollback: caches may hold rows that never committed."""
 
+    def after_write(self, conn: Connection) -> None:
+        """Called inside each committed write transaction opened outside a session, just before the
+        commit (housekeeping such as pruning a change log). The default does nothing."""
+
 
 # ---------------------------------------------------------------------- registry
 
