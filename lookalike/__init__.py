@@ -40,10 +40,10 @@ from lookalike.errors import (
     VectorError,
 )
 from lookalike.folders import IndexReport, index_paths
-from lookalike.results import QueryResult
+from lookalike.results import FailedItem, InsertResult, QueryResult
 from lookalike.schema import DISTANCE_METRICS, Field, TableModel, VectorField
 from lookalike.search import Search, SearchResult
-from lookalike.table import FailedItem, InsertResult, Table
+from lookalike.table import Table
 
 __version__ = "0.1.0"
 

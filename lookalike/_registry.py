@@ -8,7 +8,7 @@ says what to install. Aliases map other spellings onto an entry.
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar, cast
 
 from lookalike.errors import ConfigurationError, MissingDependencyError
@@ -20,11 +20,16 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class RegistryEntry:
-    """Where a part lives and what installs it: ``target`` is ``"module:QualName"``."""
+    """Where a part lives and what installs it: ``target`` is ``"module:QualName"``.
+
+    ``cls`` holds a class registered as an object, so one defined inside a function (which cannot be
+    imported back by name) still loads.
+    """
 
     target: str
     extra: str | None = None
     package: str | None = None
+    cls: type | None = field(default=None, compare=False, repr=False)
 
 
 def import_target(target: str) -> Any:
@@ -56,10 +61,18 @@ class LazyRegistry(Generic[T]):
     ) -> None:
         """Add or replace an entry (a class, or ``"module:Class"`` imported on first use)."""
         if isinstance(target, type):
-            target = f"{target.__module__}:{target.__qualname__}"
-        self._entries[name] = RegistryEntry(target, extra, package)
+            entry = RegistryEntry(f"{target.__module__}:{target.__qualname__}", extra, package, target)
+        else:
+            entry = RegistryEntry(target, extra, package)
+        self._entries[name] = entry
         for alias in aliases:
             self._aliases[alias] = name
+
+    def unregister(self, name: str) -> None:
+        """Remove an entry and its aliases (``KeyError`` when ``name`` is not registered)."""
+        canonical = self.canonical(name)
+        del self._entries[canonical]
+        self._aliases = {a: n for a, n in self._aliases.items() if n != canonical}
 
     def canonical(self, name: str) -> str:
         """The registered name behind ``name`` (an alias or the name itself)."""
@@ -91,6 +104,8 @@ class LazyRegistry(Generic[T]):
         """
         canonical = self.canonical(name)
         entry = self.entry(canonical)
+        if entry.cls is not None:
+            return cast("type[T]", entry.cls)
         try:
             return cast("type[T]", import_target(entry.target))
         except ImportError as exc:

@@ -7,22 +7,44 @@ Both live in the database next to the tables (engine-neutral SQL):
   new name (a renamed file), runs no inference.
 * ``_lookalike_sources``: for each row's image source, its content hash, pixel size and byte size.
   Exact duplicates are rows sharing a hash; the pixel size picks the keeper of a duplicate group.
+
+This module is storage only: what a source's hash and size are is :mod:`lookalike.images.info`'s, and
+the cache's interface is the :class:`~lookalike.embeddings.base.EmbeddingCache` protocol, which the
+embedders use without importing this module.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
-from dataclasses import dataclass
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from lookalike.embeddings import base as embeddings_base
+from lookalike.images.info import SourceInfo, source_info
+
 if TYPE_CHECKING:
     from lookalike.embeddings.base import BaseEmbeddingFunction
+
+__all__ = [
+    "EMBEDDINGS",
+    "PREPROCESS_VERSION",
+    "SOURCES",
+    "EmbeddingCache",
+    "SourceInfo",
+    "create_tables",
+    "forget_rows",
+    "forget_table",
+    "model_key",
+    "read_sources",
+    "record_sources",
+    "source_info",
+]
 
 PREPROCESS_VERSION = "1"
 """Bump when image decoding/preprocessing changes in a way that changes vectors."""
@@ -52,38 +74,6 @@ def create_tables(conn: Connection) -> None:
     _META.create_all(conn, checkfirst=True)
 
 
-@dataclass(frozen=True)
-class SourceInfo:
-    """What was read for one image source: content hash, pixel size (from the header) and byte size."""
-
-    hash: str
-    width: int | None = None
-    height: int | None = None
-    nbytes: int | None = None
-
-    @property
-    def pixels(self) -> int:
-        return (self.width or 0) * (self.height or 0)
-
-
-def source_info(source: Any) -> SourceInfo:
-    """Hash and header size of an :class:`~lookalike.images.ImageSource` (no full decode)."""
-    width = height = None
-    data = getattr(source, "data", None)
-    image = getattr(source, "image", None)
-    if image is not None:
-        width, height = image.size
-    elif data is not None:
-        try:
-            from PIL import Image
-
-            with Image.open(io.BytesIO(data)) as im:
-                width, height = im.size
-        except Exception:  # the decoder reports bad images later, with a proper message
-            pass
-    return SourceInfo(source.content_hash, width, height, len(data) if data is not None else None)
-
-
 def model_key(embed_fn: BaseEmbeddingFunction) -> str:
     """A short key for "this model with these options and this preprocessing"."""
     config = embed_fn.config()
@@ -91,10 +81,16 @@ def model_key(embed_fn: BaseEmbeddingFunction) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
-class EmbeddingCache:
-    """Vectors by content hash for one model; new vectors are written with the rows they belong to."""
+class EmbeddingCache(embeddings_base.EmbeddingCache):
+    """Vectors by content hash for one model; new vectors are written with the rows they belong to.
 
-    def __init__(self, read: Any, embed_fn: BaseEmbeddingFunction) -> None:
+    Implements the embedders' :class:`~lookalike.embeddings.base.EmbeddingCache` protocol (``lookup``,
+    ``remember``); :meth:`flush` writes what was remembered inside the caller's transaction.
+    """
+
+    def __init__(
+        self, read: Callable[[], AbstractContextManager[Connection]], embed_fn: BaseEmbeddingFunction
+    ) -> None:
         self._read = read  # a context manager factory giving a read connection
         self._model = model_key(embed_fn)
         self._dims = embed_fn.dimensions
@@ -123,6 +119,7 @@ class EmbeddingCache:
         return found
 
     def remember(self, content_hash: str, vector: np.ndarray) -> None:
+        """Keep a new vector until :meth:`flush` writes it (lookups see it at once)."""
         self.pending[content_hash] = np.asarray(vector, dtype=np.float32)
 
     def flush(self, conn: Connection) -> None:

@@ -23,10 +23,14 @@ import sys
 from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import typer
 from typer import core as _typer_core
+
+if TYPE_CHECKING:
+    from lookalike.client import Client
+    from lookalike.folders import IndexReport
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 ok · 1 some items failed · 2 usage error or no index yet · "
@@ -44,6 +48,7 @@ def _tidy_help() -> None:
     def option(self: Any, ctx: Any) -> str | None:
         return None if self.is_flag else option_type(self, ctx)
 
+    # typer has no setting for this: patching its two help renderers is the point (hence the ignores)
     _typer_core.TyperOption.display_type_rich = option  # type: ignore[method-assign]
     _typer_core.TyperArgument.display_type_rich = lambda self, ctx: None  # type: ignore[method-assign]
 
@@ -242,60 +247,95 @@ def index(
     """
     from lookalike.folders import DEFAULT_EXCLUDE, index_paths
 
+    _check_index_inputs(paths or [], urls)
+    _set_max_pixels(max_pixels)
+    progress = _IndexProgress(enabled=not as_json)
+    report = _run_index(
+        db,
+        progress,
+        lambda client, should_stop: index_paths(
+            client,
+            [str(p) for p in paths or []],
+            table=table,
+            model=model,
+            precision=precision.value,
+            recursive=recursive,
+            follow_links=follow_links,
+            exclude=(*DEFAULT_EXCLUDE, *(exclude or [])),
+            urls_file=urls,
+            retry_failed=retry_failed,
+            on_progress=progress.update,
+            should_stop=should_stop,
+            chunk_size=chunk_size,
+        ),
+    )
+    _finish_index(report, errors, as_json)
+
+
+def _check_index_inputs(paths: list[Path], urls: Path | None) -> None:
+    """Usage errors ``index`` can tell before connecting: nothing to index, or a path that isn't there."""
     if not paths and urls is None:
         _fail("give at least one PATH or --urls FILE")
-    for p in paths or []:
+    for p in paths:
         if not os.path.lexists(p):
             _fail(f"no such file or folder: {_printable(p)}")
     if urls is not None and not urls.is_file():
         _fail(f"no such URL list: {urls}")
-    _set_max_pixels(max_pixels)
+
+
+class _StopOnSigint:
+    """Ctrl-C asks ``index`` to stop after the chunk in flight; a second one aborts at once."""
+
+    def __init__(self, progress: _IndexProgress) -> None:
+        self.progress = progress
+        self._requested = False
+        self._previous: Any = None
+
+    def requested(self) -> bool:
+        """Whether Ctrl-C was pressed (the library's ``should_stop``)."""
+        return self._requested
+
+    def _on_sigint(self, _sig: int, _frame: Any) -> None:
+        # while the model loads there is nothing to keep: stop at once
+        if self._requested or self.progress.phase == "loading model":
+            raise KeyboardInterrupt
+        self._requested = True
+        self.progress.note("stopping… (Ctrl-C again to abort at once)")
+
+    def __enter__(self) -> _StopOnSigint:
+        self._previous = signal.signal(signal.SIGINT, self._on_sigint)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        signal.signal(signal.SIGINT, self._previous)
+
+
+def _run_index(db: str, progress: _IndexProgress, run: Callable[[Client, Callable[[], bool]], T]) -> T:
+    """Connect to ``db`` and call ``run(client, should_stop)`` with the progress shown and Ctrl-C
+    handled; the client is closed after. A database file this call created is removed again when
+    the model could not be set up, so no empty database is mistaken for an index later.
+    """
     local = _local_db(db)
     fresh = local if local is not None and not local.exists() else None
     client = _connect(db)
-    progress = _IndexProgress(enabled=not as_json)
-    stop = {"requested": False}
-
-    def on_sigint(_sig: int, _frame: Any) -> None:
-        # while the model loads there is nothing to keep: stop at once
-        if stop["requested"] or progress.phase == "loading model":
-            raise KeyboardInterrupt
-        stop["requested"] = True
-        progress.note("stopping… (Ctrl-C again to abort at once)")
-
-    previous = signal.signal(signal.SIGINT, on_sigint)
     try:
-        with progress:
-            report = _call(
-                lambda: index_paths(
-                    client,
-                    [str(p) for p in paths or []],
-                    table=table,
-                    model=model,
-                    precision=precision.value,
-                    recursive=recursive,
-                    follow_links=follow_links,
-                    exclude=(*DEFAULT_EXCLUDE, *(exclude or [])),
-                    urls_file=urls,
-                    retry_failed=retry_failed,
-                    on_progress=progress.update,
-                    should_stop=lambda: stop["requested"],
-                    chunk_size=chunk_size,
-                )
-            )
+        with _StopOnSigint(progress) as stop, progress:
+            return _call(lambda: run(client, stop.requested))
     except KeyboardInterrupt:
         _err("aborted; chunks committed before the interrupt are kept")
         raise typer.Exit(EXIT_INTERRUPTED) from None
     except typer.Exit as exc:
         if fresh is not None and exc.exit_code == EXIT_SETUP:
-            # the model never loaded: leave no empty database behind to be mistaken for an index
             client.close()
             _discard_database(fresh)
         raise
     finally:
-        signal.signal(signal.SIGINT, previous)
         if not client.closed:
             client.close()
+
+
+def _finish_index(report: IndexReport, errors: Path | None, as_json: bool) -> NoReturn:
+    """Write the failures to ``errors``, print the report and exit with the run's code."""
     if errors is not None and (report.failures or report.known_failures):
         with open(errors, "w", encoding="utf-8") as fh:
             for known, items in ((False, report.failures), (True, report.known_failures)):
@@ -365,7 +405,7 @@ class _IndexProgress:
         else:
             _err(message)
 
-    def update(self, report: Any) -> None:
+    def update(self, report: IndexReport) -> None:
         self.phase = report.phase
         if self._progress is None:
             return
@@ -398,7 +438,7 @@ class _IndexProgress:
             self._progress.__exit__(*exc)
 
 
-def _print_index_summary(report: Any) -> None:
+def _print_index_summary(report: IndexReport) -> None:
     parts = [
         f"{report.added} added",
         f"{report.updated} updated",
@@ -495,7 +535,11 @@ def search(
 
 def _words_hint(exc: Exception, query: str) -> str:
     """A query read as a missing file may have been meant as words."""
-    if "no such file" in str(exc):
+    from lookalike.errors import ImageInputError
+
+    if isinstance(exc, ImageInputError) and isinstance(
+        exc.__cause__, (FileNotFoundError, NotADirectoryError)
+    ):
         return f"; to search for the words {query!r}, add --text"
     return ""
 
@@ -677,14 +721,8 @@ def copy(
     name: str | None = typer.Option(None, "--name", help="Destination table name (default: the same)."),
 ) -> None:
     """Copy a table (rows, vectors, model configuration) to another database."""
-    import lookalike
+    from lookalike import copy_table
 
-    copy_table = getattr(lookalike, "copy_table", None)
-    if copy_table is None:
-        try:
-            from lookalike.copy import copy_table
-        except ImportError:
-            _fail("this version of lookalike has no copy_table", EXIT_FAILED)
     client, tbl = _open(db, table)
     dst = _connect(to)
     copied = _call(lambda: copy_table(tbl, dst, name=name))

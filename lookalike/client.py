@@ -9,23 +9,22 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Literal
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 
 from lookalike.engines.base import Engine, engine_for_url
-from lookalike.errors import ConfigurationError, LookalikeError, SchemaError, TableNotFoundError
+from lookalike.errors import ConfigurationError, SchemaError, TableNotFoundError
 from lookalike.results import QueryResult
 from lookalike.schema import TableSpec
 from lookalike.session import Database
+from lookalike.table import Table
 
 if TYPE_CHECKING:
     from sqlmodel import SQLModel
 
     from lookalike.embeddings.base import BaseEmbeddingFunction
-    from lookalike.table import Table
 
 __all__ = ["Client", "TiDBClient", "connect"]
 
@@ -54,9 +53,8 @@ class Client:
         """See :func:`lookalike.connect`."""
         if url is None and "host" in kwargs:
             url = "tidb://"
-        text = None if url is None else os.fspath(url)
-        engine_cls = engine_for_url(text or "lookalike.db")
-        return cls(engine_cls.from_url(text, **kwargs))
+        text = "lookalike.db" if url is None else os.fspath(url)
+        return cls(engine_for_url(text).from_url(text, **kwargs))
 
     # ------------------------------------------------------------------ lifecycle
     @property
@@ -96,9 +94,6 @@ class Client:
         with self.database.session():
             yield self
 
-    def _conn(self, *, write: bool) -> AbstractContextManager[Connection]:
-        return self.database.connection(write=write)
-
     # ------------------------------------------------------------------ tables
     def create_table(
         self,
@@ -107,13 +102,11 @@ class Client:
         if_exists: Literal["raise", "overwrite", "skip"] = "raise",
     ) -> Table:
         """Create the table for ``schema`` (a :class:`~lookalike.TableModel` class)."""
-        from lookalike.table import Table
-
         if if_exists not in ("raise", "overwrite", "skip"):
             raise ConfigurationError(f"if_exists must be 'raise', 'overwrite' or 'skip', got {if_exists!r}")
         spec = TableSpec.from_model(schema)
         self.engine.check_spec(spec)
-        with self._conn(write=True) as conn:
+        with self.database.connection(write=True) as conn:
             exists = self.engine.has_table(conn, spec.name)
             if exists and if_exists == "raise":
                 raise SchemaError(
@@ -131,7 +124,7 @@ class Client:
                         self.engine.create_vector_index(
                             conn, spec, vec.name, vec.distance_metric, vec.index_params
                         )
-        table = Table(self, spec)
+        table = Table(self.database, spec, self)
         self._tables[spec.name] = table
         return table
 
@@ -141,14 +134,13 @@ class Client:
         ``embed_fn`` replaces the stored embedder (e.g. a class that can't be imported here).
         """
         from lookalike.embeddings.registry import build_from_config
-        from lookalike.table import Table
 
         cached = self._tables.get(name)
         if cached is not None and embed_fn is None:
-            with self._conn(write=False) as conn:
+            with self.database.connection(write=False) as conn:
                 if self.engine.has_table(conn, name):
                     return cached
-        with self._conn(write=False) as conn:
+        with self.database.connection(write=False) as conn:
             if not self.engine.has_table(conn, name):
                 raise TableNotFoundError(f"table {name!r} does not exist; known tables: {self.list_tables()}")
             desc = self.engine.load_description(conn, name)
@@ -173,13 +165,13 @@ class Client:
             else:
                 embedders[col] = None
         spec = TableSpec.from_description(desc, embedders)
-        table = Table(self, spec)
+        table = Table(self.database, spec, self)
         self._tables[name] = table
         return table
 
     def drop_table(self, name: str, if_not_exists: Literal["raise", "skip"] = "raise") -> None:
         """Drop a table; ``if_not_exists="skip"`` ignores a missing one."""
-        with self._conn(write=True) as conn:
+        with self.database.connection(write=True) as conn:
             if not self.engine.has_table(conn, name):
                 if if_not_exists == "skip":
                     return
@@ -189,12 +181,12 @@ class Client:
 
     def list_tables(self) -> list[str]:
         """Names of the tables in the database (lookalike's internal tables excluded)."""
-        with self._conn(write=False) as conn:
+        with self.database.connection(write=False) as conn:
             return self.engine.list_tables(conn)
 
     def has_table(self, name: str) -> bool:
         """True when the table exists."""
-        with self._conn(write=False) as conn:
+        with self.database.connection(write=False) as conn:
             return self.engine.has_table(conn, name)
 
     table_names = list_tables
@@ -203,21 +195,17 @@ class Client:
     def execute(self, sql: str | Any, params: Mapping[str, Any] | None = None) -> int:
         """Run a statement and return the number of rows it affected. Errors raise."""
         stmt = sa.text(sql) if isinstance(sql, str) else sql
-        with self._conn(write=True) as conn:
+        with self.database.connection(write=True) as conn:
             result = conn.execute(stmt, dict(params or {}))
             return result.rowcount if result.rowcount is not None else -1
 
     def query(self, sql: str | Any, params: Mapping[str, Any] | None = None) -> QueryResult:
         """Run a query and return its rows (``.to_list()``, ``.scalar()``, ``.to_pandas()``...)."""
         stmt = sa.text(sql) if isinstance(sql, str) else sql
-        with self._conn(write=False) as conn:
-            try:
-                result = conn.execute(stmt, dict(params or {}))
-                rows = [dict(r._mapping) for r in result] if result.returns_rows else []
-            except LookalikeError:
-                raise
-            except (sa.exc.SQLAlchemyError, *self.engine.driver_errors) as exc:
-                raise self.engine.translate_error(exc) from exc
+        # driver errors become LookalikeErrors in ``database.connection``, as for every other call
+        with self.database.connection(write=False) as conn:
+            result = conn.execute(stmt, dict(params or {}))
+            rows = [dict(r._mapping) for r in result] if result.returns_rows else []
         return QueryResult(rows)
 
 

@@ -277,47 +277,17 @@ KEEPER_POLICIES: dict[str, Callable[[_Candidate], tuple[Any, ...]]] = {
 def _table_vectors(table: Table, column: str) -> tuple[list[Any], np.ndarray]:
     """Primary keys and vectors of every row with a vector, in insertion (row id / key) order.
 
-    The embedded engine hands over its in-memory matrix (no second copy of the blobs is read); other
-    engines are read in pages.
+    The engine reads them its own way (the embedded engine copies its in-memory matrix; server
+    engines page through the table by key).
     """
-    spec = table.spec
-    engine = table.client.engine
-    pk = spec.sa_table.c[table.primary_key]
-    vec = spec.vectors[column]
-    if hasattr(engine, "_matrix"):
-        with table.client._conn(write=False) as conn:
-            entry = engine._matrix(conn, spec, column)
-            with entry.lock:
-                rowids = entry.matrix.ids.copy()
-                data = np.array(entry.matrix.data, dtype=np.float32, copy=True)
-            rowid = sa.literal_column("rowid")
-            mapping = dict(conn.execute(sa.select(rowid, pk).select_from(spec.sa_table)).all())
-        return [mapping[int(r)] for r in rowids], data
-    ids: list[Any] = []
-    chunks: list[np.ndarray] = []
-    col = spec.sa_table.c[column]
-    last = None
-    while True:  # keyset pagination: constant memory on the server, no OFFSET rescans
-        stmt = sa.select(pk, col).where(col.is_not(None)).order_by(pk).limit(10_000)
-        if last is not None:
-            stmt = stmt.where(pk > last)
-        with table.client._conn(write=False) as conn:
-            page = conn.execute(stmt).all()
-        if not page:
-            break
-        ids.extend(r[0] for r in page)
-        chunks.append(np.asarray([r[1] for r in page], dtype=np.float32))
-        last = page[-1][0]
-    data = np.concatenate(chunks) if chunks else np.empty((0, vec.dimensions), np.float32)
-    return ids, data
+    db = table.database
+    with db.connection(write=False) as conn:
+        return db.engine.read_vectors(conn, table.spec, column)
 
 
 def _hashes(table: Table, ids: Sequence[Any], column: str) -> dict[Any, Any]:
     """Content hash and size facts per id, from the source records written at ingest."""
-    source_info = getattr(table, "source_info", None)
-    if not callable(source_info):
-        return {}
-    info = source_info(column)
+    info = table.source_info(column)
     if not info:
         return {}
     by_text = {str(i): i for i in ids}  # records are keyed by the primary key as text
@@ -331,13 +301,49 @@ def _rows(table: Table, ids: Sequence[Any]) -> dict[Any, dict[str, Any]]:
     cols = [c for c in spec.sa_table.columns if c.name not in spec.vectors]
     out: dict[Any, dict[str, Any]] = {}
     id_list = list(ids)
+    db = table.database
     for start in range(0, len(id_list), 500):  # keep IN lists inside every engine's parameter limit
         part = id_list[start : start + 500]
-        with table.client._conn(write=False) as conn:
+        with db.connection(write=False) as conn:
             for row in conn.execute(sa.select(*cols).where(pk.in_(part))):
                 m = dict(row._mapping)
                 out[m[table.primary_key]] = m
     return out
+
+
+@dataclass
+class _Facts:
+    """What is known about each row besides its vector, by position among the table's vectors."""
+
+    hashes: list[Any]  # content hash, or None
+    info: dict[Any, Any]  # source records by primary key (size, pixels), may be empty
+    rows_by_id: dict[Any, dict[str, Any]] | None  # non-vector columns, when already read
+
+
+def _facts(table: Table, ids: Sequence[Any], column: str) -> _Facts:
+    """Content hashes: recorded at ingest, else a ``hash`` column."""
+    index_of = {key: i for i, key in enumerate(ids)}
+    info = _hashes(table, ids, column)
+    hashes: list[Any] = [None] * len(ids)
+    rows_by_id: dict[Any, dict[str, Any]] | None = None
+    if info:
+        for key, si in info.items():
+            hashes[index_of[key]] = _attr(si, "hash") or None
+    elif "hash" in table.spec.sa_table.c:
+        rows_by_id = _rows(table, ids)
+        for key, row in rows_by_id.items():
+            if key in index_of:
+                hashes[index_of[key]] = row.get("hash") or None
+    return _Facts(hashes, info, rows_by_id)
+
+
+def _same_hash_edges(hashes: Sequence[Any]) -> list[tuple[int, int]]:
+    """Edges joining every row to the first row with the same content hash."""
+    same_hash: dict[Any, list[int]] = {}
+    for i, h in enumerate(hashes):
+        if h:
+            same_hash.setdefault(h, []).append(i)
+    return [(m[0], other) for m in same_hash.values() for other in m[1:]]
 
 
 # ---------------------------------------------------------------------- the public call
@@ -376,44 +382,13 @@ def find_duplicates(
     Nothing is deleted: the caller decides what to do with ``group.duplicates``.
     """
     vec = table.vector_field(column)
-    if threshold is None:
-        embed = vec.embed_fn
-        threshold = default_threshold(getattr(embed, "model_name", None) and _full_name(embed))
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not math.isfinite(threshold):
-        raise ConfigurationError(f"threshold must be a finite number, got {threshold!r}")
-    if threshold < 0 or threshold > 2:
-        raise ConfigurationError(f"threshold is a cosine distance in [0, 2], got {threshold!r}")
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0):
-        raise ConfigurationError(f"limit must be a positive integer, got {limit!r}")
-    if isinstance(keeper, str) and keeper not in KEEPER_POLICIES:
-        raise ConfigurationError(
-            f"unknown keeper policy {keeper!r}; use one of {', '.join(KEEPER_POLICIES)} or a callable"
-        )
+    threshold = _checked_threshold(threshold, vec.embed_fn)
+    _check_options(limit, keeper)
     ids, matrix = _table_vectors(table, vec.name)
-    n = len(ids)
-    if n < 2:
+    if len(ids) < 2:
         return []
-    index_of = {key: i for i, key in enumerate(ids)}
-
-    # content hashes: recorded at ingest, else a ``hash`` column
-    info = _hashes(table, ids, vec.name)
-    hashes: list[Any] = [None] * n
-    rows_by_id: dict[Any, dict[str, Any]] | None = None
-    if info:
-        for key, si in info.items():
-            hashes[index_of[key]] = _attr(si, "hash") or None
-    elif "hash" in table.spec.sa_table.c:
-        rows_by_id = _rows(table, ids)
-        for key, row in rows_by_id.items():
-            if key in index_of:
-                hashes[index_of[key]] = row.get("hash") or None
-    same_hash: dict[Any, list[int]] = {}
-    if exact:
-        for i, h in enumerate(hashes):
-            if h:
-                same_hash.setdefault(h, []).append(i)
-    extra = [(m[0], other) for m in same_hash.values() for other in m[1:]]
-
+    facts = _facts(table, ids, vec.name)
+    extra = _same_hash_edges(facts.hashes) if exact else []
     # groups of bounded diameter from the kNN graph; the tightest are labelled first
     t = max(float(threshold), EXACT_DISTANCE)
     clusters = diameter_groups(matrix, t, k=k, exhaustive=exhaustive, extra_edges=extra)
@@ -421,24 +396,69 @@ def find_duplicates(
         return []
     members_all = [i for cl in clusters for i in cl]
     unit = dict(zip(members_all, _unit_rows(matrix[members_all])))
+    hashes = facts.hashes
     clusters.sort(
         key=lambda cl: (len({hashes[i] for i in cl}) != 1 or hashes[cl[0]] is None, _diameter(cl, unit))
     )
+    rows_by_id = facts.rows_by_id
     if rows_by_id is None:
         rows_by_id = _rows(table, [ids[i] for i in members_all])
     rows = {i: rows_by_id.get(ids[i], {table.primary_key: ids[i]}) for i in members_all}
     checker = _PairChecker(hashes, unit, _refs(rows, members_all, vec.source_field))
-    groups: list[DuplicateGroup] = []
-    for start in range(0, len(clusters), _CHUNK):
-        chunk = clusters[start : start + _CHUNK]
-        checker.load([i for cl in chunk for i in cl])  # decodes in parallel, once per picture
-        for cl in chunk:
-            for members, labels, details in _label_cluster(cl, keeper, similar, ids, rows, info, checker):
-                groups.append(_make_group(members, labels, details, ids, rows, unit, threshold))
-        if limit is not None and len(groups) >= limit:
-            break
-    groups.sort(key=lambda g: (KINDS.index(g.kind), g.diameter, -len(g), _sort_key(g.keeper)))
-    return groups[:limit] if limit is not None else groups
+    labeller = _Labeller(keeper, similar, ids, rows, facts.info, checker, unit, threshold)
+    return labeller.groups(clusters, limit)
+
+
+def _checked_threshold(threshold: float | None, embed: Any) -> float:
+    """The threshold given, or the model's default; a finite cosine distance in [0, 2]."""
+    if threshold is None:
+        threshold = default_threshold(getattr(embed, "model_name", None) and _full_name(embed))
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not math.isfinite(threshold):
+        raise ConfigurationError(f"threshold must be a finite number, got {threshold!r}")
+    if threshold < 0 or threshold > 2:
+        raise ConfigurationError(f"threshold is a cosine distance in [0, 2], got {threshold!r}")
+    return threshold
+
+
+def _check_options(limit: int | None, keeper: str | Callable[[list[dict[str, Any]]], Any]) -> None:
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0):
+        raise ConfigurationError(f"limit must be a positive integer, got {limit!r}")
+    if isinstance(keeper, str) and keeper not in KEEPER_POLICIES:
+        raise ConfigurationError(
+            f"unknown keeper policy {keeper!r}; use one of {', '.join(KEEPER_POLICIES)} or a callable"
+        )
+
+
+@dataclass
+class _Labeller:
+    """Turns vector groups into labelled duplicate groups, a chunk of groups at a time."""
+
+    keeper: str | Callable[[list[dict[str, Any]]], Any]
+    similar: bool
+    ids: Sequence[Any]
+    rows: Mapping[int, dict[str, Any]]
+    info: Mapping[Any, Any]
+    checker: _PairChecker
+    unit: Mapping[int, np.ndarray]
+    threshold: float
+
+    def groups(self, clusters: list[list[int]], limit: int | None) -> list[DuplicateGroup]:
+        """The groups of ``clusters`` (tightest first), strongest kind first, at most ``limit``."""
+        out: list[DuplicateGroup] = []
+        for start in range(0, len(clusters), _CHUNK):
+            chunk = clusters[start : start + _CHUNK]
+            self.checker.load([i for cl in chunk for i in cl])  # decodes in parallel, once per picture
+            for cl in chunk:
+                for members, labels, details in _label_cluster(
+                    cl, self.keeper, self.similar, self.ids, self.rows, self.info, self.checker
+                ):
+                    out.append(
+                        _make_group(members, labels, details, self.ids, self.rows, self.unit, self.threshold)
+                    )
+            if limit is not None and len(out) >= limit:
+                break
+        out.sort(key=lambda g: (KINDS.index(g.kind), g.diameter, -len(g), _sort_key(g.keeper)))
+        return out[:limit] if limit is not None else out
 
 
 # ---------------------------------------------------------------------- pixels: which pairs are copies

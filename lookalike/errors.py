@@ -115,6 +115,18 @@ class LookalikeError(Exception):
             self.column = column
         return self
 
+    def for_item(self, *, item: Any, index: int | None = None) -> LookalikeError:
+        """A copy of this error about another input: the same failure met at several items (a
+        duplicate of a bad image), each of which must carry its own ``index`` and ``item``."""
+        cls = type(self)
+        copy = cls.__new__(cls)
+        Exception.__init__(copy, *self.args)  # subclasses' __init__ take other arguments
+        copy.__dict__.update(self.__dict__)
+        copy.remarks = list(self.remarks)
+        copy.item, copy.index = item, index
+        copy.__cause__ = self.__cause__
+        return copy
+
     def add_remark(self, remark: str) -> None:
         """Append a remark to the text ("gave up after 3 attempts")."""
         self.remarks.append(remark)

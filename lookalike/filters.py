@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.elements import ColumnElement, TextClause
 
 from lookalike.errors import FilterError
 from lookalike.schema import VectorType
@@ -33,16 +33,20 @@ LOGIC_OPS = ("$and", "$or", "$not")
 JsonContains = Callable[[Any, Any], Any]
 
 
+Where = ColumnElement[bool] | TextClause
+"""A WHERE expression: built from a dict or given as SQLAlchemy, or SQL text (kept as text)."""
+
+
 def compile_filter(
     filters: Any, table: sa.Table, *, json_contains: JsonContains | None = None
-) -> ColumnElement[bool] | None:
+) -> Where | None:
     """Turn ``filters`` (dict, SQL string, SQLAlchemy expression or None) into a WHERE expression."""
     if filters is None:
         return None
     if isinstance(filters, str):
-        return sa.text(filters)  # type: ignore[return-value]
-    if isinstance(filters, (ColumnElement, sa.sql.elements.TextClause)):
-        return filters  # type: ignore[return-value]
+        return sa.text(filters)
+    if isinstance(filters, (ColumnElement, TextClause)):
+        return filters
     if isinstance(filters, Mapping):
         if not filters:
             return None

@@ -34,7 +34,8 @@ import datetime as _dt
 import hashlib
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+import types
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -51,11 +52,13 @@ from lookalike.errors import (
 )
 from lookalike.images.refs import is_url
 from lookalike.paths import to_text
-from lookalike.walk import DEFAULT_EXCLUDE, ScanProblem, ScanStopped, scan_paths
+from lookalike.walk import DEFAULT_EXCLUDE, Found, ScanProblem, ScanResult, ScanStopped, scan_paths
 
 if TYPE_CHECKING:
     from lookalike.client import Client
     from lookalike.embeddings.base import BaseEmbeddingFunction
+    from lookalike.results import FailedItem
+    from lookalike.session import Database
     from lookalike.table import Table
 
 __all__ = [
@@ -178,7 +181,8 @@ def folder_schema(embed_fn: BaseEmbeddingFunction, table: str = DEFAULT_TABLE) -
         "vec": embed_fn.VectorField(source_field="path", source_type="image"),
     }
     name = "".join(p.capitalize() for p in table.replace("-", "_").split("_") if p) or "Images"
-    return type(TableModel)(f"{name}Folder", (TableModel,), namespace)
+    # new_class picks TableModel's metaclass, as a class statement would
+    return types.new_class(f"{name}Folder", (TableModel,), exec_body=lambda ns: ns.update(namespace))
 
 
 # options that change how fast or where a model runs, not its vectors (int8 stays within cosine 0.999
@@ -234,7 +238,7 @@ def open_folder_table(
         embed = _ready(wanted or stored, precision)
         return tbl if embed is stored else client.open_table(table, embed_fn=embed)
     t = tbl.spec.sa_table
-    with client._conn(write=False) as conn:
+    with tbl.database.connection(write=False) as conn:
         vectors = conn.execute(sa.select(sa.func.count()).select_from(t).where(t.c.vec.is_not(None))).scalar()
     if vectors:
         held = _model_label(stored) if stored is not None else "another model"
@@ -246,7 +250,7 @@ def open_folder_table(
     # nothing to keep: a first run whose model never loaded left an empty table behind
     embed = _ready(wanted, precision)
     client.drop_table(table)
-    _FailureLog.clear(client, table)
+    _FailureLog.clear(client.database, table)
     return client.create_table(schema=folder_schema(embed, table), if_exists="skip")
 
 
@@ -310,11 +314,11 @@ _FAILURES = sa.Table(
 class _FailureLog:
     """Failures of earlier runs, keyed by path, with the size and mtime the file had then."""
 
-    def __init__(self, client: Client, table: str, settings: str) -> None:
-        self.client = client
+    def __init__(self, db: Database, table: str, settings: str) -> None:
+        self.db = db
         self.table = table
         self.settings = settings
-        with client._conn(write=True) as conn:
+        with db.connection(write=True) as conn:
             _META.create_all(conn, checkfirst=True)
             rows = conn.execute(
                 sa.select(
@@ -332,9 +336,9 @@ class _FailureLog:
         self.recorded = {r.path for r in records}  # any settings: what update() may have to delete
 
     @staticmethod
-    def clear(client: Client, table: str) -> None:
+    def clear(db: Database, table: str) -> None:
         """Forget every failure of ``table`` (it was made anew)."""
-        with client._conn(write=True) as conn:
+        with db.connection(write=True) as conn:
             _META.create_all(conn, checkfirst=True)
             conn.execute(_FAILURES.delete().where(_FAILURES.c.tbl == table))
 
@@ -352,7 +356,7 @@ class _FailureLog:
         keys = [self._key(p) for p in forget] + [self._key(p) for p, *_ in failed]
         if not keys:
             return
-        with self.client._conn(write=True) as conn:
+        with self.db.connection(write=True) as conn:
             for start in range(0, len(keys), 500):
                 conn.execute(_FAILURES.delete().where(_FAILURES.c.key.in_(keys[start : start + 500])))
             if failed:
@@ -427,16 +431,91 @@ def _read_urls(urls_file: str | os.PathLike[str]) -> list[str]:
     return list(dict.fromkeys(urls))
 
 
-# ---------------------------------------------------------------------- indexing
+# ---------------------------------------------------------------------- indexing: the steps
+#
+# index_paths runs these in order: check the arguments, load the model (open_folder_table), scan the
+# paths (_scan), diff the files against the index (_read_index, _diff_index), detect renames among
+# the new files and vanished rows (_detect_renames), write renames and removals (_apply_renames),
+# plan the work left (_plan_work) and index it in committed chunks (_index_chunks).
+
+_FailedFile = tuple[str, int | None, float | None, str]
+"""A file that failed: (path, size, mtime, error), as the failure log stores it."""
 
 
 @dataclass(frozen=True)
 class _Work:
+    """A file or URL to embed."""
+
     path: str  # as stored (text)
     fspath: str | None  # as opened; None for URLs
     size: int | None
     mtime: float | None
     replaces: Any = None  # the id of the row of the file's earlier content
+
+
+@dataclass(frozen=True)
+class _Indexed:
+    """A row of the folder index, as the diff needs it."""
+
+    id: Any
+    path: str
+    size: int | None
+    mtime: float | None
+    has_vector: bool
+
+
+@dataclass
+class _Diff:
+    """How the files found compare with the index."""
+
+    new: list[_Work] = field(default_factory=list)  # paths the index does not hold
+    changed: list[_Work] = field(default_factory=list)  # other size or mtime, or no vector yet
+    unchanged: int = 0  # same size and mtime, with a vector: skipped without being read
+    gone: list[_Indexed] = field(default_factory=list)  # rows whose files were not found
+
+
+@dataclass
+class _Renames:
+    """New files that are vanished rows' files under another name, and what is left on either side."""
+
+    moved: list[tuple[_Work, Any]] = field(default_factory=list)  # (file, id of the row it takes)
+    new: list[_Work] = field(default_factory=list)  # new files that are not renames
+    gone: list[_Indexed] = field(default_factory=list)  # vanished rows no file took: to delete
+
+
+class _Run:
+    """One indexing run: its report, the progress hook and the stop check."""
+
+    def __init__(
+        self,
+        table: str,
+        on_progress: Callable[[IndexReport], None] | None,
+        should_stop: Callable[[], bool] | None,
+    ) -> None:
+        self.report = IndexReport(table=table)
+        self._on_progress = on_progress
+        self._should_stop = should_stop
+        self._started = time.monotonic()
+
+    def tell(self) -> None:
+        """Hand the report to the progress hook."""
+        if self._on_progress is not None:
+            self._on_progress(self.report)
+
+    def enter(self, phase: str) -> None:
+        """Start a phase, and say so."""
+        self.report.phase = phase
+        self.tell()
+
+    def stop_requested(self) -> bool:
+        return self._should_stop is not None and self._should_stop()
+
+    def finish(self, *, stopped: bool = False) -> IndexReport:
+        """The report, with the time taken (and whether the run stopped early)."""
+        if stopped:
+            self.report.stopped = True
+        self.report.seconds = time.monotonic() - self._started
+        return self.report
 
 
 def index_paths(
@@ -466,31 +545,59 @@ def index_paths(
     doesn't exist, and the model's error (e.g. :class:`ModelNotFoundError`) before any file is read
     when the model can't be loaded.
     """
-    started = time.monotonic()
+    run = _Run(table, on_progress, should_stop)
+    roots = _roots(paths)
+    if chunk_size <= 0:
+        raise ConfigurationError(f"chunk_size must be positive, got {chunk_size!r}")
+    urls = _read_urls(urls_file) if urls_file is not None else []
+    run.tell()
+    tbl = open_folder_table(client, table, model, precision=precision)  # the model loads here
+    run.report.table = tbl.name
+    run.enter("scanning")
+    scan = _scan(run, roots, recursive=recursive, exclude=exclude, follow_links=follow_links)
+    if scan is None:
+        return run.finish(stopped=True)  # nothing may be removed on a partial walk
+    log = _FailureLog(tbl.database, tbl.name, _run_settings(tbl))
+    new_failures = []
+    for problem in scan.problems:
+        failure = _note_problem(run.report, log, problem, retry_failed)
+        if failure is not None:
+            new_failures.append(failure)
+
+    text_roots = [to_text(r) for r in roots]
+    known = _read_index(tbl)
+    diff = _diff_index(scan.files, known, text_roots, scan.unreadable)
+    run.report.skipped += diff.unchanged
+    run.enter("checking")
+    try:
+        renames = _detect_renames(tbl, diff.new, diff.gone, run.stop_requested)
+    except _Stopped:
+        return run.finish(stopped=True)  # before anything was written: the next run starts over
+    _apply_renames(tbl, renames, run.report)
+
+    todo = _plan_work([*renames.new, *diff.changed], urls, known, log, retry_failed, run.report)
+    log.update(new_failures, _vanished_records(log, scan, text_roots))
+    _index_chunks(tbl, todo, chunk_size, log, run)
+    return run.finish()
+
+
+def _roots(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
+    """The paths to index, absolute; a path that doesn't exist is a :class:`ConfigurationError`."""
     roots = [os.path.abspath(os.path.expanduser(os.fspath(p))) for p in paths]
     missing = [r for r in roots if not os.path.lexists(r)]
     if missing:
         raise ConfigurationError(f"no such file or folder: {to_text(missing[0])}")
-    if chunk_size <= 0:
-        raise ConfigurationError(f"chunk_size must be positive, got {chunk_size!r}")
-    urls = _read_urls(urls_file) if urls_file is not None else []
-    stop = should_stop or (lambda: False)
-    report = IndexReport(table=table)
+    return roots
 
-    def tell() -> None:
-        if on_progress is not None:
-            on_progress(report)
 
-    tell()
-    # the model loads here, before any file is read
-    tbl = open_folder_table(client, table, model, precision=precision)
-    report.table = tbl.name
-    report.phase = "scanning"
-    tell()
+def _scan(
+    run: _Run, roots: list[str], *, recursive: bool, exclude: Sequence[str], follow_links: bool
+) -> ScanResult | None:
+    """Walk ``roots`` (the report counts the files found as it goes); ``None`` when stopped."""
 
     def found(n: int) -> None:
-        report.found = n
-        tell()
+        run.report.found = n
+        run.tell()
 
     try:
         scan = scan_paths(
@@ -498,95 +605,14 @@ def index_paths(
             recursive=recursive,
             exclude=exclude,
             follow_links=follow_links,
-            should_stop=stop,
+            should_stop=run.stop_requested,
             on_found=found,
         )
     except ScanStopped:
-        # nothing may be removed on a partial walk: what wasn't seen isn't gone
-        report.stopped = True
-        report.seconds = time.monotonic() - started
-        return report
-    report.found = len(scan.files)
-    report.skipped_entries = scan.summary()
-    log = _FailureLog(client, tbl.name, _run_settings(tbl))
-    new_failures: list[tuple[str, int | None, float | None, str]] = []
-    for problem in scan.problems:
-        _note_failure(report, log, problem, retry_failed, new_failures)
-
-    text_roots = [to_text(r) for r in roots]
-    t = tbl.spec.sa_table
-    with client._conn(write=False) as conn:
-        known = {
-            r.path: r
-            for r in conn.execute(sa.select(t.c.id, t.c.path, t.c.size, t.c.mtime, t.c.vec.is_not(None)))
-        }
-    seen = {f.path for f in scan.files}
-    new: list[_Work] = []
-    changed: list[_Work] = []
-    for f in scan.files:
-        row = known.get(f.path)
-        if row is None:
-            new.append(_Work(f.path, f.fspath, f.size, f.mtime))
-        elif row.size == f.size and row.mtime == f.mtime and row[4]:
-            report.skipped += 1
-        else:
-            changed.append(_Work(f.path, f.fspath, f.size, f.mtime, row.id))
-    gone = [
-        row
-        for path, row in known.items()
-        if not is_url(path)
-        and path not in seen
-        and _under(path, text_roots)
-        and not _under(path, scan.unreadable)
-    ]
-    report.phase = "checking"
-    tell()
-    try:
-        new, gone = _apply_renames_and_removals(tbl, new, gone, report, stop)
-    except _Stopped:
-        report.stopped = True
-        report.seconds = time.monotonic() - started
-        return report
-
-    new_urls = [u for u in urls if u not in known]
-    report.skipped += len(urls) - len(new_urls)
-    work = [*new, *changed, *(_Work(u, None, None, None) for u in new_urls)]
-    todo = []
-    for item in work:
-        error = None if retry_failed else log.unchanged(item.path, item.size, item.mtime)
-        if error is None:
-            todo.append(item)
-        else:
-            report.known_failures.append(IndexFailure(item.path, error))
-    # records of files that are gone (or fine and out of the walk's reach now) are dropped
-    problem_paths = {p.path for p in scan.problems}
-    vanished = [
-        p
-        for p in log.recorded
-        if not is_url(p)
-        and p not in seen
-        and p not in problem_paths
-        and _under(p, text_roots)
-        and not _under(p, scan.unreadable)
-    ]
-    log.update(new_failures, vanished)
-    report.phase = "indexing"
-    report.total = len(todo)
-    tell()
-    for start in range(0, len(todo), chunk_size):
-        if stop():
-            report.stopped = True
-            break
-        chunk = todo[start : start + chunk_size]
-        try:
-            failed = _index_chunk(tbl, chunk, report, tell, stop)
-        except _Stopped:
-            report.stopped = True
-            break
-        log.update(failed, [w.path for w in chunk])
-        tell()
-    report.seconds = time.monotonic() - started
-    return report
+        return None
+    run.report.found = len(scan.files)
+    run.report.skipped_entries = scan.summary()
+    return scan
 
 
 def _run_settings(tbl: Table) -> str:
@@ -601,77 +627,200 @@ def _run_settings(tbl: Table) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-def _note_failure(
-    report: IndexReport,
-    log: _FailureLog,
-    problem: ScanProblem,
-    retry_failed: bool,
-    new_failures: list[tuple[str, int | None, float | None, str]],
-) -> None:
+def _note_problem(
+    report: IndexReport, log: _FailureLog, problem: ScanProblem, retry_failed: bool
+) -> _FailedFile | None:
+    """Report a problem of the walk; returns it for the failure log when it is new (or changed)."""
     old = None if retry_failed else log.unchanged(problem.path, problem.size, problem.mtime)
     if old is not None:
         report.known_failures.append(IndexFailure(problem.path, problem.error))
-        return
+        return None
     report.failures.append(IndexFailure(problem.path, problem.error))
-    new_failures.append((problem.path, problem.size, problem.mtime, problem.error))
+    return (problem.path, problem.size, problem.mtime, problem.error)
 
 
-def _apply_renames_and_removals(
-    tbl: Table, new: list[_Work], gone: list[Any], report: IndexReport, stop: Callable[[], bool]
-) -> tuple[list[_Work], list[Any]]:
-    """Give vanished rows to new files with the same size and content hash; delete the rest."""
-    renames: list[tuple[_Work, Any]] = []
-    if gone and new:
-        by_size: dict[int, list[Any]] = {}
-        for row in gone:
-            if row.size is not None:
-                by_size.setdefault(row.size, []).append(row)
-        candidates = [w for w in new if w.size in by_size]
-        if candidates:
-            info = tbl.source_info("vec")
-            taken: set[Any] = set()
-            for w in candidates:
-                if stop():
-                    raise _Stopped  # before anything was written: the next run starts over cleanly
-                digest = _file_hash(w.fspath or w.path)
-                for row in by_size[w.size]:  # type: ignore[index]
-                    rec = info.get(str(row.id))
-                    if digest and rec is not None and rec.hash == digest and row.id not in taken:
-                        renames.append((w, row.id))
-                        taken.add(row.id)
-                        break
-            gone = [row for row in gone if row.id not in taken]
-            moved = {w.path for w, _ in renames}
-            new = [w for w in new if w.path not in moved]
-    if renames or gone:
-        client = tbl.client
-        with client.session():
-            for w, rid in renames:
+def _read_index(tbl: Table) -> dict[str, _Indexed]:
+    """Every row of the folder index by path (without the vectors: only whether there is one)."""
+    t = tbl.spec.sa_table
+    query = sa.select(t.c.id, t.c.path, t.c.size, t.c.mtime, t.c.vec.is_not(None))
+    with tbl.database.connection(write=False) as conn:
+        return {
+            path: _Indexed(rid, path, size, mtime, bool(has_vector))
+            for rid, path, size, mtime, has_vector in conn.execute(query)
+        }
+
+
+def _diff_index(
+    files: Iterable[Found], known: Mapping[str, _Indexed], roots: Sequence[str], unreadable: Sequence[str]
+) -> _Diff:
+    """Sort the files found into new, changed and unchanged, and find the rows whose files are gone.
+
+    A row is gone only when its file lies under ``roots`` (text paths) and not under a folder that
+    could not be read this time: what the walk did not see is not known to be gone. URL rows never are.
+    """
+    diff = _Diff()
+    seen = set()
+    for f in files:
+        seen.add(f.path)
+        row = known.get(f.path)
+        if row is None:
+            diff.new.append(_Work(f.path, f.fspath, f.size, f.mtime))
+        elif row.size == f.size and row.mtime == f.mtime and row.has_vector:
+            diff.unchanged += 1
+        else:
+            diff.changed.append(_Work(f.path, f.fspath, f.size, f.mtime, row.id))
+    diff.gone = [
+        row
+        for path, row in known.items()
+        if not is_url(path) and path not in seen and _under(path, roots) and not _under(path, unreadable)
+    ]
+    return diff
+
+
+def _detect_renames(tbl: Table, new: list[_Work], gone: list[_Indexed], stop: Callable[[], bool]) -> _Renames:
+    """Pair new files with vanished rows of the same size and content hash (the hash the ingest
+    recorded for the row's source); each row goes to one file at most. Reads only the new files whose
+    size matches a vanished row's. Raises :class:`_Stopped` when ``stop()`` says so (nothing written).
+    """
+    by_size: dict[int, list[_Indexed]] = {}
+    for row in gone:
+        if row.size is not None:
+            by_size.setdefault(row.size, []).append(row)
+    candidates = [(w, by_size[w.size]) for w in new if w.size is not None and w.size in by_size]
+    if not candidates:
+        return _Renames([], new, gone)
+    recorded = tbl.source_info("vec")
+    moved: list[tuple[_Work, Any]] = []
+    taken: set[Any] = set()
+    for w, rows in candidates:
+        if stop():
+            raise _Stopped
+        digest = _file_hash(w.fspath or w.path)
+        for row in rows:
+            rec = recorded.get(str(row.id))
+            if digest and rec is not None and rec.hash == digest and row.id not in taken:
+                moved.append((w, row.id))
+                taken.add(row.id)
+                break
+    paths = {w.path for w, _ in moved}
+    return _Renames(
+        moved, [w for w in new if w.path not in paths], [row for row in gone if row.id not in taken]
+    )
+
+
+def _apply_renames(tbl: Table, renames: _Renames, report: IndexReport) -> None:
+    """Give each moved file its old row (and vector) and delete the rows left, in one transaction."""
+    if renames.moved or renames.gone:
+        with tbl.database.session():
+            for w, rid in renames.moved:
                 tbl.update({"path": w.path, "mtime": w.mtime, "vec": _vector_of(tbl, rid)}, {"id": rid})
-            ids = [row.id for row in gone]
+            ids = [row.id for row in renames.gone]
             for start in range(0, len(ids), 500):
                 tbl.delete({"id": {"$in": ids[start : start + 500]}})
-        report.reused = len(renames)
-        report.removed = len(gone)
-    return new, gone
+    report.reused = len(renames.moved)
+    report.removed = len(renames.gone)
 
 
 def _vector_of(tbl: Table, rid: Any) -> Any:
     # update() re-embeds when the source column changes unless the vector is given: give it back
     t = tbl.spec.sa_table
-    with tbl.client._conn(write=False) as conn:
-        blob = conn.execute(sa.select(t.c.vec).where(t.c.id == rid)).scalar()
-    return blob
+    with tbl.database.connection(write=False) as conn:
+        return conn.execute(sa.select(t.c.vec).where(t.c.id == rid)).scalar()
 
 
-def _index_chunk(
-    tbl: Table,
-    chunk: list[_Work],
+def _plan_work(
+    files: list[_Work],
+    urls: list[str],
+    known: Mapping[str, _Indexed],
+    log: _FailureLog,
+    retry_failed: bool,
     report: IndexReport,
-    tell: Callable[[], None],
-    stop: Callable[[], bool],
-) -> list[tuple[str, int | None, float | None, str]]:
-    """Embed and write one chunk; returns its failures as (path, size, mtime, error)."""
+) -> list[_Work]:
+    """The files and URLs to embed: URLs already indexed are skipped, and what failed before and
+    hasn't changed since is counted in ``known_failures`` (unless ``retry_failed``)."""
+    new_urls = [u for u in urls if u not in known]
+    report.skipped += len(urls) - len(new_urls)
+    todo = []
+    for item in [*files, *(_Work(u, None, None, None) for u in new_urls)]:
+        error = None if retry_failed else log.unchanged(item.path, item.size, item.mtime)
+        if error is None:
+            todo.append(item)
+        else:
+            report.known_failures.append(IndexFailure(item.path, error))
+    return todo
+
+
+def _vanished_records(log: _FailureLog, scan: ScanResult, roots: Sequence[str]) -> list[str]:
+    """Recorded failures of files that are gone (or fine and out of the walk's reach now)."""
+    seen = {f.path for f in scan.files}
+    problem_paths = {p.path for p in scan.problems}
+    return [
+        p
+        for p in log.recorded
+        if not is_url(p)
+        and p not in seen
+        and p not in problem_paths
+        and _under(p, roots)
+        and not _under(p, scan.unreadable)
+    ]
+
+
+def _index_chunks(tbl: Table, todo: list[_Work], chunk_size: int, log: _FailureLog, run: _Run) -> None:
+    """Embed and write ``todo`` in committed chunks, remembering each chunk's failures."""
+    run.report.total = len(todo)
+    run.enter("indexing")
+    for start in range(0, len(todo), chunk_size):
+        if run.stop_requested():
+            run.report.stopped = True
+            return
+        chunk = todo[start : start + chunk_size]
+        try:
+            failed = _index_chunk(tbl, chunk, run)
+        except _Stopped:
+            run.report.stopped = True
+            return
+        log.update(failed, [w.path for w in chunk])
+        run.tell()
+
+
+def _index_chunk(tbl: Table, chunk: list[_Work], run: _Run) -> list[_FailedFile]:
+    """Embed and write one chunk; returns its failures."""
+    report = run.report
+    rows = _chunk_rows(chunk)
+    base = report.done
+
+    def progress(done: int, _total: int) -> None:
+        # finer than a chunk: a big model takes seconds per chunk, and the bar should move meanwhile
+        report.done = base + min(done, len(chunk))
+        run.tell()
+        if run.stop_requested():
+            raise _Stopped  # the chunk is rolled back; committed chunks stay
+
+    replaced = [w.replaces for w in chunk if w.replaces is not None]
+    try:
+        # a changed file is a new picture: its old row (and vector) goes and a new one is embedded,
+        # both in the chunk's one transaction, so a crash or a failed write leaves the old row indexed
+        result = tbl.replace_rows(rows, replaced, on_error="skip", progress=progress)
+    except SETUP_ERRORS:
+        raise  # no single file causes these: stop the run with one message
+    except LookalikeError as exc:
+        report.done = base
+        if len(chunk) == 1:
+            w = chunk[0]
+            report.failures.append(IndexFailure(w.path, _failure_text(exc)))
+            report.done = base + 1
+            return [(w.path, w.size, w.mtime, report.failures[-1].error)]
+        # one item must never cost the others their place: write them one at a time
+        return [f for w in chunk for f in _index_chunk(tbl, [w], run)]
+    for item in result.failed:
+        if isinstance(item.error, SETUP_ERRORS):  # a rejected API key fails every item alike
+            raise item.error
+    report.done = base + len(chunk)
+    return _count_results(report, chunk, result.failed)
+
+
+def _chunk_rows(chunk: list[_Work]) -> list[dict[str, Any]]:
+    """The rows to insert for a chunk (the vector is filled from ``path`` by the table's model)."""
     now = _dt.datetime.now(_dt.timezone.utc)
     rows = []
     for w in chunk:
@@ -686,43 +835,20 @@ def _index_chunk(
                 "added_at": now,
             }
         )
-    base = report.done
+    return rows
 
-    def progress(done: int, _total: int) -> None:
-        # finer than a chunk: a big model takes seconds per chunk, and the bar should move meanwhile
-        report.done = base + min(done, len(chunk))
-        tell()
-        if stop():
-            raise _Stopped  # the chunk is rolled back; committed chunks stay
 
-    replaced = [w.replaces for w in chunk if w.replaces is not None]
-    try:
-        # a changed file is a new picture: its old row (and vector) goes and a new one is embedded,
-        # both in the chunk's one transaction, so a crash or a failed write leaves the old row indexed
-        result = tbl._replace_chunk(rows, replaced, on_error="skip", progress=progress)
-    except SETUP_ERRORS:
-        raise  # no single file causes these: stop the run with one message
-    except LookalikeError as exc:
-        report.done = base
-        if len(chunk) == 1:
-            report.failures.append(IndexFailure(chunk[0].path, _short_error(exc, chunk[0].path)))
-            report.done = base + 1
-            return [(chunk[0].path, chunk[0].size, chunk[0].mtime, report.failures[-1].error)]
-        # one item must never cost the others their place: write them one at a time
-        failed: list[tuple[str, int | None, float | None, str]] = []
-        for w in chunk:
-            failed += _index_chunk(tbl, [w], report, tell, stop)
-        return failed
-    for item in result.failed:
-        if isinstance(item.error, SETUP_ERRORS):  # a rejected API key fails every item alike
-            raise item.error
-    failed_at = {item.index for item in result.failed}
-    failed = []
-    for item in result.failed:
+def _count_results(
+    report: IndexReport, chunk: list[_Work], failed_items: list[FailedItem]
+) -> list[_FailedFile]:
+    """Count a written chunk's files as added, updated or failed; returns the failures."""
+    failed: list[_FailedFile] = []
+    for item in failed_items:
         w = chunk[item.index]
-        error = _short_error(item.error, w.path)
+        error = _failure_text(item.error)
         report.failures.append(IndexFailure(w.path, error))
         failed.append((w.path, w.size, w.mtime, error))
+    failed_at = {item.index for item in failed_items}
     for i, w in enumerate(chunk):
         if i in failed_at:
             continue
@@ -730,15 +856,9 @@ def _index_chunk(
             report.added += 1
         else:
             report.updated += 1
-    report.done = base + len(chunk)
     return failed
 
 
-def _short_error(exc: LookalikeError, path: str) -> str:
-    msg = exc.message
-    # the report names the file already
-    if msg.startswith("item ") and "): " in msg:
-        msg = msg.split("): ", 1)[1]
-    if msg.startswith(f"{path}: "):
-        msg = msg[len(path) + 2 :]
-    return msg
+def _failure_text(exc: LookalikeError) -> str:
+    """What went wrong, without where: the report names the file already."""
+    return " ".join([exc.detail, *exc.remarks])

@@ -1,8 +1,10 @@
-"""Result sets of queries and searches: lists of dicts with pytidb's conversion methods."""
+"""What table calls return: query and search rows (lists of dicts with pytidb's conversion methods),
+and the outcome of bulk inserts (the rows written plus the items skipped and why)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from lookalike.errors import ConfigurationError, LookalikeError, MissingDependencyError
@@ -82,3 +84,27 @@ class QueryResult:
     def first(self) -> dict[str, Any] | None:
         """The first row or None."""
         return dict(self._rows[0]) if self._rows else None
+
+
+@dataclass(frozen=True)
+class FailedItem:
+    """An item that bulk work skipped: its position, a short description of it, and the error.
+
+    The error carries the item's position (and the column, when one was at fault), so its text,
+    ``item 3 (photo.jpg), column 'vec': …``, is the failed item's text.
+    """
+
+    index: int
+    item: str
+    error: LookalikeError
+
+    def __str__(self) -> str:
+        return str(self.error)
+
+
+class InsertResult(list[Any]):
+    """The inserted rows (model instances or dicts, with ids), plus ``failed`` items when skipping."""
+
+    def __init__(self, rows: Iterable[Any] = (), failed: list[FailedItem] | None = None) -> None:
+        super().__init__(rows)
+        self.failed: list[FailedItem] = failed or []

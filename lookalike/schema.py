@@ -12,11 +12,9 @@ import datetime as _dt
 import decimal
 import uuid
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, cast
 
-import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.types import TypeDecorator, TypeEngine
 from sqlmodel import Field as _SQLModelField
@@ -24,6 +22,8 @@ from sqlmodel import SQLModel
 from sqlmodel.main import SQLModelMetaclass
 
 from lookalike.errors import ConfigurationError, SchemaError
+from lookalike.types import SourceType, check_source_type
+from lookalike.vectors.base import float32_blob, vector_as_list
 
 if TYPE_CHECKING:
     from lookalike.embeddings.base import BaseEmbeddingFunction
@@ -33,9 +33,11 @@ __all__ = [
     "Field",
     "TableModel",
     "TableSpec",
+    "VectorCodec",
     "VectorField",
     "VectorSpec",
     "VectorType",
+    "bind_vector_codec",
     "normalize_metric",
 ]
 
@@ -65,16 +67,42 @@ def normalize_metric(metric: Any) -> str:
 
 # --------------------------------------------------------------------------- vector column type
 
-# Engines register how their dialect stores a vector: dialect name -> factory(dimensions) -> type.
-VECTOR_DIALECT_TYPES: dict[str, Callable[[int], TypeEngine[Any]]] = {}
+
+class VectorCodec(Protocol):
+    """How a database stores vector columns: each engine is one and binds itself to its dialect."""
+
+    def vector_type(self, dimensions: int) -> TypeEngine[Any]:
+        """The SQL column type."""
+        ...
+
+    def encode_vector(self, value: Any) -> Any:
+        """A vector (array, list or float32 bytes) as the value to bind."""
+        ...
+
+    def decode_vector(self, value: Any) -> list[float]:
+        """A stored (non-null) value as a list of floats."""
+        ...
+
+
+_CODEC_ATTRIBUTE = "lookalike_vector_codec"
+
+
+def bind_vector_codec(dialect: sa.Dialect, codec: VectorCodec) -> None:
+    """Make vector columns compiled or bound with ``dialect`` use ``codec`` (an engine's own dialect)."""
+    setattr(dialect, _CODEC_ATTRIBUTE, codec)
+
+
+def _codec(dialect: sa.Dialect) -> VectorCodec | None:
+    return getattr(dialect, _CODEC_ATTRIBUTE, None)
 
 
 class VectorType(TypeDecorator[Any]):
-    """A fixed-size float vector column.
+    """A fixed-size float vector column; values are read back as lists of floats.
 
-    SQLite stores little-endian float32 blobs; server engines register their native type (pgvector's
-    ``vector(n)``, TiDB's ``VECTOR(n)``) in :data:`VECTOR_DIALECT_TYPES`. Values are read back as
-    lists of floats.
+    The engine that owns the dialect decides the SQL type and how values travel
+    (:meth:`lookalike.engines.base.Engine.vector_type` and its ``encode_vector``/``decode_vector``):
+    float32 blobs on the embedded engine, pgvector's ``vector(n)``, TiDB's ``VECTOR(n)``. A dialect no
+    engine owns (a statement compiled outside lookalike) gets the portable form, float32 blobs.
     """
 
     impl = sa.LargeBinary
@@ -85,29 +113,21 @@ class VectorType(TypeDecorator[Any]):
         self.dimensions = dimensions
 
     def load_dialect_impl(self, dialect: sa.Dialect) -> TypeEngine[Any]:
-        factory = VECTOR_DIALECT_TYPES.get(dialect.name)
-        if factory is not None:
-            return dialect.type_descriptor(factory(self.dimensions))
-        return dialect.type_descriptor(sa.LargeBinary())
+        codec = _codec(dialect)
+        storage = sa.LargeBinary() if codec is None else codec.vector_type(self.dimensions)
+        return dialect.type_descriptor(storage)
 
     def process_bind_param(self, value: Any, dialect: sa.Dialect) -> Any:
         if value is None:
             return None
-        if isinstance(value, (bytes, bytearray, memoryview)):
-            return bytes(value)
-        arr = np.asarray(value, dtype=np.float32)
-        if dialect.name in VECTOR_DIALECT_TYPES:
-            return arr
-        return arr.astype("<f4", copy=False).tobytes()
+        codec = _codec(dialect)
+        return float32_blob(value) if codec is None else codec.encode_vector(value)
 
     def process_result_value(self, value: Any, dialect: sa.Dialect) -> Any:
         if value is None:
             return None
-        if isinstance(value, (bytes, bytearray, memoryview)):
-            return np.frombuffer(value, dtype="<f4").tolist()
-        if isinstance(value, np.ndarray):
-            return value.astype(np.float32).tolist()
-        return list(value)
+        codec = _codec(dialect)
+        return vector_as_list(value) if codec is None else codec.decode_vector(value)
 
 
 # --------------------------------------------------------------------------- fields
@@ -120,7 +140,7 @@ class VectorSpec:
     name: str
     dimensions: int
     source_field: str | None = None
-    source_type: str = "auto"
+    source_type: SourceType = "auto"
     distance_metric: str = "cosine"
     index: bool | None = None
     index_params: dict[str, Any] = field(default_factory=dict)
@@ -156,11 +176,9 @@ def VectorField(
     ``source_type`` is ``"auto"`` (each value decides: image references become images, words stay
     text), ``"text"`` or ``"image"``. ``index=True`` asks the engine for an ANN index.
     """
-    from lookalike.embeddings.base import check_source_type
-
     if not isinstance(dimensions, int) or dimensions <= 0:
         raise SchemaError(f"VectorField dimensions must be a positive integer, got {dimensions!r}")
-    check_source_type(source_type)
+    checked_source_type = check_source_type(source_type)
     if embed_fn is not None and embed_fn.dimensions is not None and embed_fn.dimensions != dimensions:
         raise SchemaError(
             f"VectorField has {dimensions} dimensions but {embed_fn.model_name} produces {embed_fn.dimensions}"
@@ -171,7 +189,7 @@ def VectorField(
         name="",
         dimensions=dimensions,
         source_field=source_field,
-        source_type=source_type,
+        source_type=checked_source_type,
         distance_metric=normalize_metric(distance_metric),
         index=index,
         index_params=index_params,
@@ -356,10 +374,11 @@ class TableSpec:
                 "primary_key": bool(col.primary_key),
                 "nullable": bool(col.nullable),
             }
-            if kind == "vector":
-                entry["dimensions"] = col.type.dimensions  # type: ignore[attr-defined]
-            if kind == "str" and getattr(col.type, "length", None):
-                entry["length"] = col.type.length  # type: ignore[attr-defined]
+            if isinstance(col.type, VectorType):
+                entry["dimensions"] = col.type.dimensions
+            length = getattr(col.type, "length", None)
+            if kind == "str" and length:
+                entry["length"] = length
             if kind == "int" and isinstance(col.type, sa.BigInteger):
                 entry["big"] = True
             default = self._model_default(col.name)
@@ -407,8 +426,11 @@ class TableSpec:
                 nullable=bool(col.get("nullable", True)),
             )
         namespace["__annotations__"] = annotations
-        model = _TableModelMeta(_class_name(name), (TableModel,), namespace)
-        return cls(name=name, sa_table=model.__table__, model=model, vectors=vectors)  # type: ignore[attr-defined]
+        model = cast("type[TableModel]", _TableModelMeta(_class_name(name), (TableModel,), namespace))
+        table = getattr(model, "__table__", None)  # SQLModel sets it on table models; not typed
+        if not isinstance(table, sa.Table):  # the metaclass always makes one (table=True above)
+            raise SchemaError(f"could not rebuild table {name!r} from its stored description")
+        return cls(name=name, sa_table=table, model=model, vectors=vectors)
 
 
 def _class_name(table: str) -> str:

@@ -23,21 +23,40 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from lookalike.embeddings.base import check_vector
 from lookalike.engines.base import SearchRequest, score_from_distance
-from lookalike.errors import ConfigurationError, SchemaError
+from lookalike.errors import ConfigurationError, SchemaError, describe_item
 from lookalike.filters import compile_filter
 from lookalike.results import QueryResult
-from lookalike.schema import normalize_metric
-
-if TYPE_CHECKING:
-    from lookalike.table import Table
+from lookalike.schema import TableSpec, VectorSpec, normalize_metric
+from lookalike.session import Database
+from lookalike.types import check_source_type
 
 DEFAULT_LIMIT = 10
+
+
+def pick_vector_column(spec: TableSpec, name: str | None, *, how: str) -> VectorSpec:
+    """The vector column called ``name``, or the table's only one.
+
+    ``how`` tells the user how to name a column when the table has several (it differs between
+    ``Table.vector_field(name)`` and ``Search.vector_column(name)``).
+    """
+    vectors = spec.vectors
+    if name is not None:
+        if name not in vectors:
+            raise SchemaError(
+                f"{name!r} is not a vector column of {spec.name!r}; vector columns: {list(vectors)}"
+            )
+        return vectors[name]
+    if not vectors:
+        raise SchemaError(f"table {spec.name!r} has no vector column")
+    if len(vectors) > 1:
+        raise SchemaError(f"table {spec.name!r} has several vector columns ({', '.join(vectors)}); {how}")
+    return next(iter(vectors.values()))
 
 
 class SearchResult(QueryResult):
@@ -45,10 +64,15 @@ class SearchResult(QueryResult):
 
 
 class Search:
-    """A vector search on one table; configure it by chaining, run it with ``to_list()`` and friends."""
+    """A vector search on one table; configure it by chaining, run it with ``to_list()`` and friends.
 
-    def __init__(self, table: Table, query: Any, kind: str) -> None:
-        self._table = table
+    Get it from :meth:`lookalike.Table.search`; it holds the table's definition and database, not the
+    table itself.
+    """
+
+    def __init__(self, spec: TableSpec, database: Database, query: Any, kind: str) -> None:
+        self._spec = spec
+        self._database = database
         self._query = query
         self._kind = kind  # "auto" | "text" | "image" | "vector"
         self._column: str | None = None
@@ -68,14 +92,14 @@ class Search:
 
     def __repr__(self) -> str:
         return (
-            f"<Search {self._kind}={_short(self._query)} on {self._table.name!r} column={self._column} "
+            f"<Search {self._kind}={_short(self._query)} on {self._spec.name!r} column={self._column} "
             f"metric={self._metric} limit={self._limit}>"
         )
 
     # ------------------------------------------------------------------ builder
     def vector_column(self, name: str) -> Search:
         """Search this vector column (needed when the table has several)."""
-        self._table.vector_field(name)
+        self._vector(name)
         return self._copy(_column=name)
 
     def distance_metric(self, metric: str) -> Search:
@@ -102,9 +126,7 @@ class Search:
         Filtering is always exact: the filter selects candidates and distances are computed over them,
         so ``limit`` rows come back whenever that many match (``prefilter`` is accepted for pytidb).
         """
-        compile_filter(
-            filters, self._table.spec.sa_table, json_contains=self._table.client.engine.json_contains
-        )
+        compile_filter(filters, self._spec.sa_table, json_contains=self._database.engine.json_contains)
         return self._copy(_filters=filters)
 
     def limit(self, k: int) -> Search:
@@ -118,7 +140,7 @@ class Search:
         names: list[str] = []
         for c in columns:
             names.extend([c] if isinstance(c, str) else list(c))
-        table = self._table.spec.sa_table
+        table = self._spec.sa_table
         for n in names:
             if n not in table.c:
                 raise SchemaError(f"unknown column {n!r} in select(); columns: {', '.join(table.c.keys())}")
@@ -138,7 +160,7 @@ class Search:
     # ------------------------------------------------------------------ running
     def query_vector(self) -> np.ndarray:
         """The query as a vector (embedding it when it is text or an image)."""
-        vec = self._table.vector_field(self._column)
+        vec = self._vector(self._column)
         if self._kind == "vector":
             return check_vector(self._query, vec.dimensions, item=self._query, what="query vector")
         if vec.embed_fn is None:
@@ -146,25 +168,25 @@ class Search:
                 f"vector column {vec.name!r} has no embedding function: search it with a vector "
                 "(search(vector=[...])), or open the table with embed_fn="
             )
-        source_type = "auto" if self._kind == "auto" else self._kind
-        out = vec.embed_fn.embed_query(self._query, source_type=source_type)  # type: ignore[arg-type]
+        out = vec.embed_fn.embed_query(self._query, source_type=check_source_type(self._kind))
         return check_vector(out, vec.dimensions, item=self._query, what="query embedding")
 
+    def _vector(self, name: str | None) -> VectorSpec:
+        return pick_vector_column(self._spec, name, how="pick one with .vector_column(name)")
+
     def _run(self) -> list[dict[str, Any]]:
-        table = self._table
-        vec = table.vector_field(self._column)
+        spec = self._spec
+        vec = self._vector(self._column)
         metric = self._metric or vec.distance_metric
-        engine = table.client.engine
-        loading = engine.prefetch(table.spec, vec.name) if self._kind != "vector" else None
+        engine = self._database.engine
+        loading = engine.prefetch(spec, vec.name) if self._kind != "vector" else None
         try:
             query = self.query_vector()
         finally:
             if loading is not None:
                 loading.join()
-        where = compile_filter(self._filters, table.spec.sa_table, json_contains=engine.json_contains)
-        columns = self._columns or [
-            c for c in table.spec.sa_table.columns.keys() if c not in table.spec.vectors
-        ]
+        where = compile_filter(self._filters, spec.sa_table, json_contains=engine.json_contains)
+        columns = self._columns or [c for c in spec.sa_table.columns.keys() if c not in spec.vectors]
         request = SearchRequest(
             column=vec.name,
             vector=query,
@@ -174,22 +196,22 @@ class Search:
             distance_max=self._dmax,
             where=where,
             columns=columns,
-            extra={"num_candidate": self._num_candidate} if self._num_candidate else {},
+            num_candidate=self._num_candidate,
         )
-        with table.client._conn(write=False) as conn:
-            rows = engine.vector_search(conn, table.spec, request)
+        with self._database.connection(write=False) as conn:
+            rows = engine.vector_search(conn, spec, request)
         if rows:
             scores = score_from_distance(metric, np.array([r["_distance"] for r in rows]))
             for row, score in zip(rows, scores.tolist()):
                 row["_score"] = score
-                for name in table.spec.vectors:
+                for name in spec.vectors:
                     if isinstance(row.get(name), np.ndarray):
                         row[name] = row[name].tolist()
         return rows
 
     def execute(self) -> SearchResult:
         """Run the search."""
-        return SearchResult(self._run(), self._table.table_model)
+        return SearchResult(self._run(), self._spec.model)
 
     def to_list(self) -> list[dict[str, Any]]:
         """Hits as dicts, nearest first."""
@@ -217,6 +239,4 @@ def _number(value: Any, what: str) -> float:
 
 
 def _short(value: Any) -> str:
-    from lookalike.errors import describe_item
-
     return describe_item(value, limit=40)

@@ -18,7 +18,12 @@ from sqlalchemy.engine import Connection
 from lookalike.engines.base import Engine
 from lookalike.errors import ConfigurationError, LookalikeError
 
-__all__ = ["Database"]
+__all__ = ["Database", "database_errors"]
+
+
+def database_errors(engine: Engine) -> tuple[type[BaseException], ...]:
+    """The exceptions ``engine`` translates: SQLAlchemy's and the driver's that can escape it."""
+    return (sa.exc.SQLAlchemyError, *engine.driver_errors)
 
 
 class Database:
@@ -63,7 +68,7 @@ class Database:
             yield outer
             return
         engine = self.engine
-        errors = (sa.exc.SQLAlchemyError, *engine.driver_errors)
+        errors = database_errors(engine)
         with engine.sa_engine.connect() as conn:
             conn = conn.execution_options(lookalike_write=True)
             token = self._session.set(conn)
@@ -97,7 +102,7 @@ class Database:
                 yield conn
             except LookalikeError:
                 raise
-            except (sa.exc.SQLAlchemyError, *engine.driver_errors) as exc:
+            except database_errors(engine) as exc:
                 raise engine.translate_error(exc) from exc
             return
         with engine.begin(write=write) as conn:

@@ -357,8 +357,6 @@ def indexed(folder: Path, tmp_path: Path) -> Iterator[Path]:
 
 def test_copy_to_another_database(indexed: Path) -> None:
     proc = run("copy", "--to", str(indexed / "backup.db"), cwd=indexed)
-    if "has no copy_table" in proc.stderr:
-        pytest.skip("lookalike.copy_table is not available yet")
     assert proc.returncode == 0, proc.stderr
     data = json.loads(run("info", "--db", str(indexed / "backup.db"), "--json", cwd=indexed).stdout)
     assert data["tables"][0]["rows"] == 7

@@ -264,16 +264,20 @@ def test_open_table_with_missing_provider_says_what_to_install(tmp_path: Path) -
     assert t.rows() == 1
 
 
-def test_open_table_whose_provider_extra_is_missing(sqlite_client: lookalike.Client, monkeypatch) -> None:
-    from lookalike.embeddings import registry
-
-    monkeypatch.setitem(
-        registry._PROVIDERS,
-        "fancy",
-        registry.ProviderSpec("lookalike_fancy_provider_missing:Fancy", "fancy", "fancy-sdk"),
+def test_open_table_whose_provider_extra_is_missing(sqlite_client: lookalike.Client) -> None:
+    lookalike.register_provider(
+        "fancy", "lookalike_fancy_provider_missing:Fancy", extra="fancy", package="fancy-sdk"
     )
-    with pytest.raises(lookalike.MissingDependencyError, match=r"pip install 'lookalike\[fancy\]'"):
-        lookalike.EmbeddingFunction("fancy/model-1")
+    try:
+        with pytest.raises(
+            lookalike.MissingDependencyError, match=r"pip install 'lookalike\[fancy\]'"
+        ) as info:
+            lookalike.EmbeddingFunction("fancy/model-1")
+        assert "pip install fancy-sdk" in str(info.value)
+    finally:
+        from lookalike.embeddings.registry import PROVIDERS
+
+        PROVIDERS.unregister("fancy")
 
 
 def test_closed_client(sqlite_client: lookalike.Client) -> None:

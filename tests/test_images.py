@@ -24,6 +24,7 @@ from lookalike.images import (
     DEFAULT_MAX_PIXELS,
     HttpFetcher,
     ImageSource,
+    ImageSourceError,
     check_url_allowed,
     decode_image,
     get_max_pixels,
@@ -33,6 +34,7 @@ from lookalike.images import (
     read_source,
     set_max_pixels,
 )
+from lookalike.images.guard import AddressRefused
 from tests.helpers import http_server as server_helpers
 from tests.helpers.http_server import LocalHTTPServer, Response
 
@@ -415,6 +417,18 @@ def test_missing_path():
     raises_for(Path("/nonexistent/dir/x.png"), "/nonexistent/dir/x.png: no such file")
 
 
+def test_an_error_about_a_file_keeps_what_went_wrong_apart_from_the_name():
+    # callers that show the path themselves (a folder report) read `detail`, never parse the text
+    error = raises_for("./missing.jpg", "./missing.jpg: no such file")
+    assert isinstance(error, ImageSourceError)
+    assert (error.detail, error.subject, error.item) == ("no such file", "./missing.jpg", "./missing.jpg")
+    # in bulk work the index context names the item; the name is not said twice
+    error.with_context(index=3)
+    assert str(error) == "item 3 (./missing.jpg): no such file"
+    empty = raises_for("", "'': empty string is not an image path or URL")
+    assert isinstance(empty, ImageSourceError) and empty.detail == "empty string is not an image path or URL"
+
+
 def test_directory(tmp_path: Path):
     raises_for(str(tmp_path), f"{tmp_path}: is a directory, not an image file")
 
@@ -649,7 +663,7 @@ def test_one_fetcher_shared_by_threads(http_server: LocalHTTPServer, jpeg: bytes
 def test_guard_refuses_non_public_addresses(address: str):
     assert not is_public_address(address)
     host = f"[{address}]" if ":" in address else address
-    with pytest.raises(ImageInputError, match="private or local address"):
+    with pytest.raises(AddressRefused, match="private or local address"):
         check_url_allowed(f"http://{host}/latest/meta-data/")
 
 
@@ -658,7 +672,7 @@ def test_guard_allows_public_and_uses_the_injected_resolver():
     table = {"public.test": ["93.184.216.34"], "sneaky.test": ["93.184.216.34", "10.0.0.5"]}
     resolve = lambda host, port: table[host]  # noqa: E731
     check_url_allowed("https://public.test/cat.jpg", resolve=resolve)
-    with pytest.raises(ImageInputError, match=r"sneaky.test.*10\.0\.0\.5"):
+    with pytest.raises(AddressRefused, match=r"sneaky.test.*10\.0\.0\.5"):
         check_url_allowed("https://sneaky.test/cat.jpg", resolve=resolve)
     check_url_allowed("http://10.0.0.5/cat.jpg", allowed_hosts={"10.0.0.5"})
     with pytest.raises(ImageInputError, match="only http and https"):
@@ -673,7 +687,7 @@ def test_ssrf_private_urls_are_refused_without_connecting(http_server: LocalHTTP
             f"http://localhost:{http_server.port}/inside.jpg",
             "http://169.254.169.254/latest/meta-data/",
         ]:
-            raises_for(url, url, "refused", fetcher=f)
+            assert isinstance(raises_for(url, url, "refused", fetcher=f), AddressRefused)
     assert http_server.count() == 0
     with HttpFetcher(allow_private=True) as f:  # the library default: local files servers are fine
         assert load_image(http_server.url("/inside.jpg"), fetcher=f).size == (96, 64)
@@ -685,7 +699,8 @@ def test_ssrf_redirect_to_a_private_address_is_refused(http_server: LocalHTTPSer
     # "localhost" stands in for an allowed public host: the first hop passes, the redirect must not
     with HttpFetcher(allow_private=False, allowed_hosts={"localhost"}, retries=0) as f:
         url = f"http://localhost:{http_server.port}/innocent.jpg"
-        raises_for(url, f"{url}: redirect to", "private or local address (127.0.0.1)", fetcher=f)
+        error = raises_for(url, f"{url}: redirect to", "private or local address (127.0.0.1)", fetcher=f)
+        assert isinstance(error, AddressRefused) and error.detail.startswith("redirect to http://")
     assert http_server.count("/innocent.jpg") == 1
     assert http_server.count("/metadata") == 0
 
@@ -701,8 +716,24 @@ def test_ssrf_dns_rebinding_sends_nothing_to_the_private_address(http_server: Lo
 
     with HttpFetcher(allow_private=False, resolve=rebinding, retries=0) as f:
         url = f"http://localhost:{http_server.port}/pic.jpg"
-        raises_for(url, url, "refused", "private or local address (127.0.0.1)", fetcher=f)
+        error = raises_for(url, url, "refused", "private or local address (127.0.0.1)", fetcher=f)
+        assert isinstance(error, AddressRefused) and str(error).startswith(f"{url}: refused: host ")
     assert http_server.count() == 0
+
+
+def test_ssrf_a_connection_that_lands_on_a_private_address_is_refused(
+    http_server: LocalHTTPServer, jpeg: bytes
+):
+    # A caller's own transport connects by itself (here: system DNS, so loopback) after the guard's
+    # resolver said "public": the peer check behind it refuses the answer, as an address refusal.
+    import httpx
+
+    http_server.add_bytes("/pic.jpg", jpeg, "image/jpeg")
+    public = lambda host, port: ["93.184.216.34"]  # noqa: E731
+    with HttpFetcher(allow_private=False, resolve=public, transport=httpx.HTTPTransport(), retries=0) as f:
+        url = f"http://localhost:{http_server.port}/pic.jpg"
+        error = raises_for(url, f"{url}: refused: connected to private address 127.0.0.1", fetcher=f)
+    assert isinstance(error, AddressRefused) and error.subject == url
 
 
 def test_fetch_connects_to_the_address_the_resolver_gave(http_server: LocalHTTPServer, jpeg: bytes):

@@ -22,7 +22,7 @@ pytest.importorskip("tokenizers")
 from lookalike.embeddings import EmbeddingFunction, build_from_config
 from lookalike.embeddings.local_onnx import ImagePreprocessor, LocalOnnxEmbedding
 from lookalike.embeddings.model_files import download_model, list_models
-from lookalike.errors import ConfigurationError, ModelNotFoundError
+from lookalike.errors import ConfigurationError, ImageInputError, ModelNotFoundError
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TINY_CLIP = FIXTURES / "tiny-clip"
@@ -195,6 +195,82 @@ def test_pil_images_accepted_by_embed_images(clip: LocalOnnxEmbedding) -> None:
     a = clip.embed_images([image], purpose="document")
     b = clip.embed_images([clip.prepare_image(image)], purpose="document")
     np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+# ------------------------------------------------------------------------------ the bulk image path
+class _DictCache:
+    """An in-memory vector cache: the EmbeddingCache protocol the embedders use."""
+
+    def __init__(self) -> None:
+        self.vectors: dict[str, np.ndarray] = {}
+
+    def lookup(self, hashes: list[str]) -> dict[str, np.ndarray]:
+        return {h: self.vectors[h] for h in hashes if h in self.vectors}
+
+    def remember(self, content_hash: str, vector: np.ndarray) -> None:
+        self.vectors[content_hash] = vector
+
+
+def _counting(model: LocalOnnxEmbedding) -> list[int]:
+    """Make ``model`` record how many pictures each embed_images call gets."""
+    calls: list[int] = []
+    embed = model.embed_images
+
+    def counted(images: list, *, purpose: str) -> np.ndarray:
+        calls.append(len(images))
+        return embed(images, purpose=purpose)
+
+    model.embed_images = counted  # type: ignore[method-assign]  # a spy on this one object
+    return calls
+
+
+def test_bulk_images_keep_their_order_and_reuse_the_cache(tmp_path: Path) -> None:
+    pictures = sorted(str(p) for p in (TINY_CLIP / "images").glob("*.png"))
+    again = tmp_path / "again.png"  # the first picture's bytes under another name, in the same window
+    again.write_bytes(Path(pictures[0]).read_bytes())
+    sources = [pictures[0], str(again), "a photo of a cat", None, *pictures[1:]]
+    model = LocalOnnxEmbedding(str(TINY_CLIP), batch_size=2)
+    plain = model.embed_sources(sources)
+    one_by_one = [model.embed_query(p) for p in pictures]
+    for pos, expected in zip([0, 4, 5, 6], one_by_one):
+        np.testing.assert_allclose(plain[pos], expected, atol=1e-5)
+    np.testing.assert_array_equal(plain[1], plain[0])
+    assert plain[3] is None and plain[2].shape == (16,)
+
+    calls = _counting(model)
+    cache, infos, progress = _DictCache(), {}, []
+    first = model.embed_sources(
+        sources, cache=cache, infos=infos, progress=lambda d, t: progress.append((d, t))
+    )
+    assert sum(calls) == 4  # the copy was not embedded again
+    assert sorted(infos) == [0, 1, 4, 5, 6] and infos[0].hash == infos[1].hash and len(cache.vectors) == 4
+    assert (infos[4].width, infos[4].height) == (40, 90) and progress[-1] == (6, 6)
+    for got, want in zip(first, plain):
+        assert (got is None and want is None) or np.allclose(got, want, atol=1e-6)
+
+    calls.clear()
+    second = model.embed_sources(sources, cache=cache, infos={})
+    assert calls == []  # every picture came from the cache
+    for pos in [0, 1, 4, 5, 6]:
+        np.testing.assert_array_equal(second[pos], first[pos])
+
+
+def test_a_bad_picture_twice_fails_at_each_place_under_its_own_name(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"not really a png" * 4)
+    again = tmp_path / "bad-again.png"
+    again.write_bytes(bad.read_bytes())
+    good = str(TINY_CLIP / "images" / "img0_64x48.png")
+    model = LocalOnnxEmbedding(str(TINY_CLIP), batch_size=2)
+    out = model.embed_sources([str(bad), str(again), good], on_error="skip", cache=_DictCache(), infos={})
+    assert isinstance(out[2], np.ndarray)
+    assert isinstance(out[0], ImageInputError) and isinstance(out[1], ImageInputError)
+    assert out[0] is not out[1] and (out[0].index, out[1].index) == (0, 1)
+    assert str(out[0]).startswith(f"item 0 ({bad}): PNG file could not be decoded")
+    assert str(out[1]).startswith(f"item 1 ({again}): PNG file could not be decoded")
+    with pytest.raises(ImageInputError) as info:
+        model.embed_sources([good, str(bad)], cache=_DictCache(), infos={})
+    assert info.value.index == 1
 
 
 # ------------------------------------------------------------------------------ lazy loading, config

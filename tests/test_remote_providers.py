@@ -331,11 +331,11 @@ def test_cohere_402_payment_required() -> None:
 def test_retry_after_forms() -> None:
     from email.utils import formatdate
 
-    from lookalike.embeddings.remote import _retry_after
+    from lookalike.embeddings.http_api import parse_retry_after
 
-    assert _retry_after("2") == 2.0 and _retry_after("0.25") == 0.25
-    assert 8 < _retry_after(formatdate(time.time() + 10, usegmt=True)) <= 10
-    assert _retry_after("soon") is None and _retry_after(None) is None
+    assert parse_retry_after("2") == 2.0 and parse_retry_after("0.25") == 0.25
+    assert 8 < parse_retry_after(formatdate(time.time() + 10, usegmt=True)) <= 10
+    assert parse_retry_after("soon") is None and parse_retry_after(None) is None
 
 
 def test_openai_insufficient_quota_429_not_retried() -> None:

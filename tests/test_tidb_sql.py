@@ -14,6 +14,7 @@ from sqlmodel import JSON
 import lookalike
 from lookalike import ConfigurationError, Field, SchemaError, TableModel, VectorField
 from lookalike.engines.base import SearchRequest, engine_for_url
+from lookalike.engines.planner import IndexScan
 from lookalike.engines.tidb import TiDBEngine, plan_insert_batches, tidb_connect_args
 from lookalike.filters import compile_filter
 from lookalike.schema import TableSpec
@@ -164,11 +165,16 @@ def test_filters_with_json_paths_and_ranges(engine: TiDBEngine) -> None:
 
 def test_ann_search_sql_keeps_where_outside_the_index_scan(engine: TiDBEngine) -> None:
     spec = TableSpec.from_model(Photo)
-    text = sql(engine, engine.ann_statement(spec, request(engine, spec, filters={"cat": 3}), pool=120))
+    scan = IndexScan("hnsw", 120, post_filter=True)
+    text = sql(engine, engine.post_filter_statement(spec, request(engine, spec, filters={"cat": 3}), scan))
     inner = text[text.index("(SELECT") : text.index(") AS cand")]
     assert "WHERE" not in inner  # TiDB only uses the vector index without a WHERE clause
     assert inner.endswith("ORDER BY _distance LIMIT 120")
-    assert "JOIN" in text and "photos.cat = 3" in text.split(") AS cand", 1)[1]
+    outer = text.split(") AS cand", 1)[1]
+    assert "JOIN" in text and "photos.cat = 3" in outer
+    # rows without a vector can enter the pool (no WHERE inside) and must never be results
+    assert "cand._distance IS NOT NULL" in outer
+    assert text.endswith("ORDER BY cand._distance, cand._lookalike_pk LIMIT 3")
 
 
 def test_count_statement_and_pool_plan(engine: TiDBEngine) -> None:

@@ -13,18 +13,23 @@ it to their ``task``/``input_type``). The base class classifies inputs as text o
 isolates bad items, checks every vector (dimension, NaN/Inf) and offers the public calls
 :meth:`embed_query` and :meth:`embed_sources` (and pytidb's ``get_query_embedding`` /
 ``get_source_embeddings`` names).
+
+Layering: this module imports only errors, types, the image helpers and the registry's importer. The
+vector cache is the :class:`EmbeddingCache` protocol declared here (``lookalike.cache`` implements it),
+so embedders never import the database side. The one import of a higher layer is
+:meth:`BaseEmbeddingFunction.VectorField`'s lazy import of :mod:`lookalike.schema`.
 """
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal, Protocol
 
 import numpy as np
 
+from lookalike._registry import import_target
 from lookalike.errors import (
     AuthenticationError,
     ConfigurationError,
@@ -35,21 +40,31 @@ from lookalike.errors import (
     VectorError,
     describe_item,
 )
+from lookalike.images.info import SourceInfo, source_info
 from lookalike.images.refs import is_image_ref, looks_like_path
+from lookalike.types import OnError, ProgressHook, Purpose, SourceType, check_source_type
 
-if TYPE_CHECKING:
-    from lookalike.cache import EmbeddingCache, SourceInfo
-
-Purpose = Literal["query", "document"]
-SourceType = Literal["auto", "text", "image"]
-OnError = Literal["raise", "skip"]
-ProgressHook = Callable[[int, int], None]
-"""Called as ``hook(done, total)`` while a batch of sources is embedded."""
-
-_SOURCE_TYPES = ("auto", "text", "image")
+ITEM_STATUS = frozenset({400, 413, 422})
+"""HTTP statuses a single bad input can cause: bulk paths split a failed batch to find the item."""
 
 # Classes defined inside functions can't be imported back by name; remember them for this process.
 _LOCAL_CLASSES: dict[str, type[BaseEmbeddingFunction]] = {}
+
+
+class EmbeddingCache(Protocol):
+    """Vectors by content hash for one model, as :meth:`BaseEmbeddingFunction.embed_sources` uses them.
+
+    :class:`lookalike.cache.EmbeddingCache` implements it over the database; embedders only look up
+    and remember, and the caller writes what was remembered with the rows.
+    """
+
+    def lookup(self, hashes: list[str]) -> dict[str, np.ndarray]:
+        """The cached vectors among ``hashes`` (missing ones are left out)."""
+        ...
+
+    def remember(self, content_hash: str, vector: np.ndarray) -> None:
+        """Keep a newly computed vector for ``content_hash``."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -82,13 +97,6 @@ class BulkJob:
         self.done += n
         if self.progress is not None:
             self.progress(self.done, self.total)
-
-
-def check_source_type(source_type: str) -> SourceType:
-    """Validate a ``source_type`` argument."""
-    if source_type not in _SOURCE_TYPES:
-        raise ConfigurationError(f"source_type must be one of {_SOURCE_TYPES}, got {source_type!r}")
-    return source_type  # type: ignore[return-value]
 
 
 def classify(value: Any, source_type: SourceType, *, multimodal: bool) -> EmbedInput:
@@ -186,6 +194,11 @@ class BaseEmbeddingFunction:
     prepare_workers: int = 4
     """Threads used by :meth:`prepare_image` (fetch + decode) in bulk work."""
 
+    # defaults for subclasses that set up without calling __init__
+    _model_name: str = ""
+    _dimensions: int | None = None
+    _multimodal: bool = False
+
     def __init__(
         self,
         model_name: str = "",
@@ -213,6 +226,35 @@ class BaseEmbeddingFunction:
             f"{type(self).__name__}(model_name={self.model_name!r}, dimensions={self.dimensions}, "
             f"multimodal={self.multimodal})"
         )
+
+    # Properties rather than plain attributes so that a wrapper (EmbeddingFunction) can forward them
+    # to the object it wraps while keeping them assignable.
+    @property
+    def model_name(self) -> str:
+        """The model's name, as shown in messages and stored with a table."""
+        return self._model_name or type(self).__name__
+
+    @model_name.setter
+    def model_name(self, value: str) -> None:
+        self._model_name = value
+
+    @property
+    def dimensions(self) -> int | None:
+        """The vector size (``None`` until known: then the first embedding sets it)."""
+        return self._dimensions
+
+    @dimensions.setter
+    def dimensions(self, value: int | None) -> None:
+        self._dimensions = value
+
+    @property
+    def multimodal(self) -> bool:
+        """Whether the model embeds images as well as text."""
+        return self._multimodal
+
+    @multimodal.setter
+    def multimodal(self, value: bool) -> None:
+        self._multimodal = value
 
     # ----------------------------------------------------------------- hooks for subclasses
     def embed_texts(self, texts: list[str], *, purpose: Purpose) -> np.ndarray:
@@ -278,6 +320,8 @@ class BaseEmbeddingFunction:
         **kwargs: Any,
     ) -> Any:
         """A vector column filled from ``source_field`` by this embedder."""
+        # The one allowed upward import of the embedding layer (pytidb's convenience spelling): lazy,
+        # so importing an embedder never imports the schema layer.
         from lookalike.schema import VectorField
 
         dims = dimensions or self.dimensions
@@ -369,9 +413,9 @@ class BaseEmbeddingFunction:
             )
             job.advance(len(batch))
         if images:
-            self._embed_images_pipelined(
-                images, sources, results, job.purpose, job.on_error, job.advance, job.cache, job.infos
-            )
+            workers = max(1, self.prepare_workers)
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lookalike-decode") as pool:
+                _ImagePipeline(self, job, pool).run(images)
 
     # pytidb's names
     def get_query_embedding(self, query: Any, source_type: SourceType = "auto", **_: Any) -> list[float]:
@@ -381,118 +425,24 @@ class BaseEmbeddingFunction:
     def get_source_embedding(self, source: Any, source_type: SourceType = "auto", **_: Any) -> list[float]:
         """pytidb-compatible: embed one stored item."""
         out = self.embed_sources([source], source_type=source_type)[0]
-        if out is None:
+        if not isinstance(out, np.ndarray):  # None: with on_error="raise" no error is returned
             raise EmbeddingError("cannot embed an empty source", item=source)
-        return out.tolist()  # type: ignore[union-attr]
+        return out.tolist()
 
     def get_source_embeddings(
         self, sources: list[Any], source_type: SourceType = "auto", **_: Any
     ) -> list[list[float] | None]:
         """pytidb-compatible: embed many stored items."""
         out = self.embed_sources(sources, source_type=source_type)
-        return [None if v is None else v.tolist() for v in out]  # type: ignore[union-attr]
+        # with on_error="raise" an entry is a vector or None (an empty source), never an error
+        return [v.tolist() if isinstance(v, np.ndarray) else None for v in out]
 
     # ----------------------------------------------------------------- internals
-    def _embed_images_pipelined(
-        self,
-        images: list[int],
-        sources: Sequence[Any],
-        results: list[Any],
-        purpose: Purpose,
-        on_error: OnError,
-        advance: Callable[[int], None],
-        cache: EmbeddingCache | None,
-        infos: dict[int, SourceInfo] | None,
-    ) -> None:
-        """Read (+hash) → cache lookup → decode → batched inference, one window ahead of the model."""
-        window = max(self.batch_size, 1)
-        windows = [images[s : s + window] for s in range(0, len(images), window)]
-        workers = max(1, self.prepare_workers)
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lookalike-decode") as pool:
-
-            def read(win: list[int]) -> list[Future[Any]]:
-                return [pool.submit(_read_with_info, sources[i]) for i in win] if cache is not None else []
-
-            def decode(win: list[int], read_futs: list[Future[Any]]) -> list[tuple[int, Any, list[int]]]:
-                """Submit decoding for the window's cache misses: (index, future, aliases)."""
-                if cache is None:
-                    return [(i, pool.submit(self._prepare_safe, sources[i]), []) for i in win]
-                got: list[tuple[int, Any]] = []
-                for i, fut in zip(win, read_futs):
-                    value = fut.result()
-                    if isinstance(value, LookalikeError):
-                        self._fail(results, i, sources[i], value, on_error)
-                        advance(1)
-                    else:
-                        got.append((i, value))
-                hits = cache.lookup([info.hash for _, (_, info) in got])
-                out: list[tuple[int, Any, list[int]]] = []
-                first: dict[str, tuple[int, Any, list[int]]] = {}
-                for i, (src, info) in got:
-                    if infos is not None:
-                        infos[i] = info
-                    if info.hash in hits:
-                        results[i] = hits[info.hash]
-                        advance(1)
-                    elif info.hash in first:  # the same bytes twice in one window: embed once
-                        first[info.hash][2].append(i)
-                    else:
-                        entry = (i, pool.submit(self._prepare_safe, src), [])
-                        first[info.hash] = entry
-                        out.append(entry)
-                return out
-
-            def infer(batch: list[tuple[int, Any, list[int]]]) -> None:
-                ok: list[int] = []
-                prepared: list[Any] = []
-                aliases: dict[int, list[int]] = {}
-                for i, fut, alias in batch:
-                    value = fut.result()
-                    if isinstance(value, LookalikeError):
-                        for j in [i, *alias]:
-                            self._fail(results, j, sources[j], value, on_error)
-                        advance(1 + len(alias))
-                        continue
-                    ok.append(i)
-                    prepared.append(value)
-                    aliases[i] = alias
-                for start in range(0, len(ok), self.batch_size):
-                    idx = ok[start : start + self.batch_size]
-                    self._embed_isolated(
-                        self.embed_images,
-                        prepared[start : start + self.batch_size],
-                        idx,
-                        sources,
-                        results,
-                        purpose,
-                        on_error,
-                    )
-                    for i in idx:
-                        for j in aliases[i]:
-                            results[j] = results[i]
-                        if cache is not None and infos is not None and isinstance(results[i], np.ndarray):
-                            cache.remember(infos[i].hash, results[i])
-                        advance(1 + len(aliases[i]))
-
-            pending: list[tuple[int, Any, list[int]]] | None = None
-            reads = read(windows[0])
-            for k, win in enumerate(windows):
-                current_reads = reads
-                if k + 1 < len(windows):
-                    reads = read(windows[k + 1])
-                submitted = decode(win, current_reads)
-                if pending is not None:
-                    infer(pending)  # the model runs on window k-1 while threads decode window k
-                pending = submitted
-            if pending is not None:
-                infer(pending)
-
     def _prepare(self, ref: Any) -> Any:
         try:
             return self.prepare_image(ref)
         except LookalikeError as exc:
-            if exc.item is None:
-                exc.item = ref
+            exc.with_context(item=ref)  # fills the item only when the error names none
             raise
         except Exception as exc:  # a user's hook failed in an unexpected way
             raise ImageInputError(f"could not read image {describe_item(ref)}: {exc}", item=ref) from exc
@@ -547,7 +497,7 @@ class BaseEmbeddingFunction:
             if len(batch) == 1:
                 self._fail(results, idx[0], sources[idx[0]], exc, on_error)
                 return
-            if on_error == "raise" and getattr(exc, "index", None) is None and not _item_specific(exc):
+            if on_error == "raise" and exc.index is None and not _item_specific(exc):
                 raise
             mid = len(batch) // 2
             self._embed_isolated(fn, batch[:mid], idx[:mid], sources, results, purpose, on_error)
@@ -564,42 +514,170 @@ class BaseEmbeddingFunction:
         results[index] = exc
 
 
+@dataclass
+class _Pending:
+    """An image of a window on its way to the model: its position, the future of its prepared form,
+    its content hash (with a cache) and the positions of the same bytes later in the window."""
+
+    index: int
+    prepared: Future[Any]
+    hash: str | None = None
+    aliases: list[int] = field(default_factory=list)
+
+
+class _ImagePipeline:
+    """The local bulk path for images: read (+hash) → cache lookup → decode → batched inference.
+
+    Images go in windows of ``batch_size``. Worker threads read window k+1 and decode window k while
+    the model runs on window k-1, so decoding and inference overlap; every result lands at its source's
+    position, so the input order holds whatever order the threads finish in. With a cache, a window's
+    hashes are looked up at once: hits skip decoding and inference, and the same bytes twice in one
+    window are embedded once.
+    """
+
+    def __init__(self, embedder: BaseEmbeddingFunction, job: BulkJob, pool: ThreadPoolExecutor) -> None:
+        self.embedder = embedder
+        self.job = job
+        self.pool = pool
+
+    def run(self, images: list[int]) -> None:
+        """Embed the sources at positions ``images`` into ``job.results``."""
+        windows = list(_chunks(images, self.embedder.batch_size))
+        pending: list[_Pending] | None = None
+        reads = self.read(windows[0])
+        for k, window in enumerate(windows):
+            current = reads
+            if k + 1 < len(windows):
+                reads = self.read(windows[k + 1])
+            submitted = self.decode(window, current)
+            if pending is not None:
+                self.infer(pending)  # the model runs on window k-1 while threads decode window k
+            pending = submitted
+        if pending is not None:
+            self.infer(pending)
+
+    def read(self, window: list[int]) -> list[Future[tuple[Any, SourceInfo] | LookalikeError]]:
+        """Submit reading and hashing the window's sources (with a cache only: else decoding reads)."""
+        if self.job.cache is None:
+            return []
+        return [self.pool.submit(_read_with_info, self.job.sources[i]) for i in window]
+
+    def decode(
+        self, window: list[int], reads: list[Future[tuple[Any, SourceInfo] | LookalikeError]]
+    ) -> list[_Pending]:
+        """Submit decoding for the window's images the cache does not hold."""
+        job, prepare = self.job, self.embedder._prepare_safe
+        if job.cache is None:
+            return [_Pending(i, self.pool.submit(prepare, job.sources[i])) for i in window]
+        read: list[tuple[int, Any, SourceInfo]] = []
+        for i, fut in zip(window, reads):
+            value = fut.result()
+            if isinstance(value, LookalikeError):
+                self.fail([i], value)
+            else:
+                read.append((i, *value))
+        hits = job.cache.lookup([info.hash for _, _, info in read])
+        out: list[_Pending] = []
+        first: dict[str, _Pending] = {}
+        for i, src, info in read:
+            if job.infos is not None:
+                job.infos[i] = info
+            if info.hash in hits:
+                job.results[i] = hits[info.hash]
+                job.advance(1)
+            elif info.hash in first:  # the same bytes twice in one window: embed once
+                first[info.hash].aliases.append(i)
+            else:
+                first[info.hash] = entry = _Pending(i, self.pool.submit(prepare, src), info.hash)
+                out.append(entry)
+        return out
+
+    def infer(self, window: list[_Pending]) -> None:
+        """Embed a window's decoded images in batches (a bad item is isolated, not its batch)."""
+        ok: list[_Pending] = []
+        prepared: list[Any] = []
+        for entry in window:
+            value = entry.prepared.result()
+            if isinstance(value, LookalikeError):
+                self.fail([entry.index, *entry.aliases], value)
+            else:
+                ok.append(entry)
+                prepared.append(value)
+        job, embedder = self.job, self.embedder
+        size = embedder.batch_size
+        for start in range(0, len(ok), size):
+            batch = ok[start : start + size]
+            idx = [entry.index for entry in batch]
+            embedder._embed_isolated(
+                embedder.embed_images,
+                prepared[start : start + size],
+                idx,
+                job.sources,
+                job.results,
+                job.purpose,
+                job.on_error,
+            )
+            for entry in batch:
+                self.finish(entry)
+
+    def finish(self, entry: _Pending) -> None:
+        """Give an embedded image's outcome to its aliases and its vector to the cache."""
+        results, sources = self.job.results, self.job.sources
+        vector = results[entry.index]
+        for j in entry.aliases:
+            if isinstance(vector, LookalikeError):  # skipped: a copy that names its own index and item
+                results[j] = vector.for_item(item=sources[j], index=j)
+            else:
+                results[j] = vector
+        if self.job.cache is not None and entry.hash is not None and isinstance(vector, np.ndarray):
+            self.job.cache.remember(entry.hash, vector)
+        self.job.advance(1 + len(entry.aliases))
+
+    def fail(self, positions: list[int], exc: LookalikeError) -> None:
+        """Record (or, with ``on_error="raise"``, raise) one failure at each of ``positions``.
+
+        Positions after the first hold the same bytes under other names: each gets its own copy of
+        the error, naming its own index and item.
+        """
+        job = self.job
+        for k, j in enumerate(positions):
+            error = exc if k == 0 else exc.for_item(item=job.sources[j], index=j)
+            self.embedder._fail(job.results, j, job.sources[j], error, job.on_error)
+        job.advance(len(positions))
+
+
 def _read_with_info(ref: Any) -> tuple[Any, SourceInfo] | LookalikeError:
     """Read an image's bytes and hash them (worker thread); errors are returned, not raised."""
-    from lookalike.cache import source_info
-    from lookalike.images import read_source
+    from lookalike.images import read_source  # Pillow and httpx load with the first image
 
     try:
         src = read_source(ref)
         return src, source_info(src)
     except LookalikeError as exc:
-        if exc.item is None:
-            exc.item = ref
-        return exc
+        return exc.with_context(item=ref)
     except Exception as exc:
         return ImageInputError(f"could not read image {describe_item(ref)}: {exc}", item=ref)
 
 
 def _item_specific(exc: LookalikeError) -> bool:
     """Errors worth bisecting a batch for: those a single bad input can cause."""
-    status = getattr(exc, "status_code", None)
-    return status in (400, 413, 422) or isinstance(exc, (VectorError, ImageInputError))
+    status = getattr(exc, "status_code", None)  # only ProviderError has one
+    return status in ITEM_STATUS or isinstance(exc, (VectorError, ImageInputError))
 
 
-def _chunks(seq: list[int], size: int) -> Iterable[list[int]]:
-    for start in range(0, len(seq), max(1, size)):
-        yield seq[start : start + size]
+def _chunks(seq: list[int], size: int) -> Iterator[list[int]]:
+    step = max(1, size)
+    for start in range(0, len(seq), step):
+        yield seq[start : start + step]
 
 
 def resolve_class(path: str) -> type[BaseEmbeddingFunction]:
     """Import ``module:QualName`` (or find a class defined earlier in this process)."""
     if path in _LOCAL_CLASSES:
         return _LOCAL_CLASSES[path]
-    module_name, _, qualname = path.partition(":")
+    module_name = path.partition(":")[0]
     try:
-        obj: Any = importlib.import_module(module_name)
-        for part in qualname.split("."):
-            obj = getattr(obj, part)
+        obj = import_target(path)
     except (ImportError, AttributeError) as exc:
         raise ConfigurationError(
             f"the embedding class {path!r} cannot be imported ({exc}): install the package that "

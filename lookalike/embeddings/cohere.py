@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from lookalike.embeddings.base import Purpose
-from lookalike.embeddings.remote import Kind, ModelSpec, PreparedImage, RemoteEmbeddingFunction, _snippet
+from lookalike.embeddings.http_api import snippet
+from lookalike.embeddings.remote import Kind, ModelSpec, PreparedImage, RemoteEmbeddingFunction
 from lookalike.errors import ProviderError
+from lookalike.types import Purpose
 
 __all__ = ["COHERE_MODELS", "CohereEmbedding"]
 
@@ -78,7 +79,7 @@ class CohereEmbedding(RemoteEmbeddingFunction):
         embeddings = body.get("embeddings") if isinstance(body, dict) else None
         rows = embeddings.get("float") if isinstance(embeddings, dict) else None
         if not isinstance(rows, list):
-            raise ProviderError(f"Cohere answered without 'embeddings.float': {_snippet(body)!r}")
+            raise ProviderError(f"Cohere answered without 'embeddings.float': {snippet(body)!r}")
         if len(rows) != n:
             raise ProviderError(f"Cohere returned {len(rows)} vectors for {n} inputs")
         return rows

@@ -7,13 +7,10 @@ from typing import Any, Literal
 
 import numpy as np
 
-from lookalike.embeddings.base import (
-    BaseEmbeddingFunction,
-    Purpose,
-    SourceType,
-)
+from lookalike.embeddings.base import BaseEmbeddingFunction
 from lookalike.embeddings.registry import DEFAULT_MODEL, build_from_config, provider_class, split_model_name
 from lookalike.errors import LookalikeError
+from lookalike.types import Purpose, SourceType
 
 
 class EmbeddingFunction(BaseEmbeddingFunction):
@@ -53,24 +50,38 @@ class EmbeddingFunction(BaseEmbeddingFunction):
         self.caching = caching
 
     # Everything below forwards to the provider object.
-    @property  # type: ignore[override]
+    @property
     def model_name(self) -> str:
         return self._impl.model_name
 
-    @property  # type: ignore[override]
+    @model_name.setter
+    def model_name(self, value: str) -> None:
+        self._impl.model_name = value
+
+    @property
     def dimensions(self) -> int | None:
         return self._impl.dimensions
 
-    @property  # type: ignore[override]
+    @dimensions.setter
+    def dimensions(self, value: int | None) -> None:
+        self._impl.dimensions = value
+
+    @property
     def multimodal(self) -> bool:
         return self._impl.multimodal
 
+    @multimodal.setter
+    def multimodal(self, value: bool) -> None:
+        self._impl.multimodal = value
+
+    # `provider` and `remote` are class constants on providers; this facade reads them per instance
+    # from the object it wraps, which a property does and a ClassVar cannot.
     @property
-    def provider(self) -> str:  # type: ignore[override]
+    def provider(self) -> str:  # type: ignore[override]  # per-instance facade over a ClassVar
         return self._impl.provider
 
     @property
-    def remote(self) -> bool:  # type: ignore[override]
+    def remote(self) -> bool:  # type: ignore[override]  # per-instance facade over a ClassVar
         return self._impl.remote
 
     @property

@@ -22,14 +22,12 @@ from typing import Any, ClassVar, Literal, TypeVar
 
 import httpx
 
-from lookalike.embeddings.base import BaseEmbeddingFunction
+from lookalike.embeddings.base import ITEM_STATUS, BaseEmbeddingFunction
 from lookalike.errors import AuthenticationError, ConfigurationError, ProviderError
 
-__all__ = ["HTTPEmbeddingFunction"]
+__all__ = ["HTTPEmbeddingFunction", "check_positive", "parse_retry_after", "snippet"]
 
 _RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
-# A single bad input can cause these; the bulk path splits the request to find it.
-_ITEM_STATUS = frozenset({400, 413, 422})
 
 _H = TypeVar("_H", bound="HTTPEmbeddingFunction")
 
@@ -81,12 +79,12 @@ class HTTPEmbeddingFunction(BaseEmbeddingFunction):
         transport: httpx.BaseTransport | None,
     ) -> None:
         """Check and keep the connection, key and retry options."""
-        _positive("max_retries", max_retries, allow_zero=True)
-        _positive("backoff_base", backoff_base, allow_zero=True)
+        check_positive("max_retries", max_retries, allow_zero=True)
+        check_positive("backoff_base", backoff_base, allow_zero=True)
         self.timeout = float(timeout) if timeout is not None else 60.0
-        _positive("timeout", self.timeout)
+        check_positive("timeout", self.timeout)
         self.max_concurrency = int(max_concurrency or self.default_max_concurrency)
-        _positive("max_concurrency", self.max_concurrency)
+        check_positive("max_concurrency", self.max_concurrency)
         self.max_retries = int(max_retries)
         self.backoff_base = float(backoff_base)
         self.backoff_max = float(backoff_max)
@@ -233,11 +231,11 @@ class HTTPEmbeddingFunction(BaseEmbeddingFunction):
                     except ValueError as exc:
                         raise ProviderError(
                             f"{self.display_name} answered HTTP {resp.status_code} with a body that is not "
-                            f"JSON ({_snippet(resp.text)!r}); is api_base={self.api_base!r} right?",
+                            f"JSON ({snippet(resp.text)!r}); is api_base={self.api_base!r} right?",
                             status_code=resp.status_code,
                         ) from exc
                 err = self._status_error(resp)
-                retry_after = _retry_after(resp.headers.get("Retry-After"))
+                retry_after = parse_retry_after(resp.headers.get("Retry-After"))
             if not err.retryable or attempt >= self.max_retries:
                 if attempt:
                     err.add_remark(f"(gave up after {attempt + 1} attempts)")
@@ -280,14 +278,15 @@ class HTTPEmbeddingFunction(BaseEmbeddingFunction):
             return ProviderError(
                 f"{where} failed (HTTP {status}): {detail}", status_code=status, retryable=True
             )
-        if status in _ITEM_STATUS:
+        if status in ITEM_STATUS:
             return ProviderError(f"{where} rejected the input (HTTP {status}): {detail}", status_code=status)
         return ProviderError(
             f"{where} answered HTTP {status} at {self.api_base}: {detail}", status_code=status
         )
 
 
-def _positive(name: str, value: float, *, allow_zero: bool = False) -> None:
+def check_positive(name: str, value: float, *, allow_zero: bool = False) -> None:
+    """Raise :class:`ConfigurationError` naming ``name`` unless ``value`` is a positive number."""
     if (
         isinstance(value, bool)
         or not isinstance(value, (int, float))
@@ -299,7 +298,7 @@ def _positive(name: str, value: float, *, allow_zero: bool = False) -> None:
         )
 
 
-def _retry_after(value: str | None) -> float | None:
+def parse_retry_after(value: str | None) -> float | None:
     """Seconds from a ``Retry-After`` header (delta-seconds, possibly fractional, or an HTTP date)."""
     if not value:
         return None
@@ -323,18 +322,19 @@ def _error_detail(resp: httpx.Response) -> str:
     try:
         body = resp.json()
     except ValueError:
-        return _snippet(resp.text) or resp.reason_phrase or "no details"
+        return snippet(resp.text) or resp.reason_phrase or "no details"
     if isinstance(body, dict):
         for key in ("detail", "error", "message"):
             value = body.get(key)
             if isinstance(value, dict):
                 value = value.get("message") or value.get("detail") or value
             if value:
-                return _snippet(value if isinstance(value, str) else json.dumps(value))
-    return _snippet(json.dumps(body))
+                return snippet(value if isinstance(value, str) else json.dumps(value))
+    return snippet(json.dumps(body))
 
 
-def _snippet(value: Any, limit: int = 300) -> str:
+def snippet(value: Any, limit: int = 300) -> str:
+    """``value`` as one short line of text, for error messages that quote a server's answer."""
     text = value if isinstance(value, str) else repr(value)
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -21,7 +21,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from lookalike.embeddings.base import BaseEmbeddingFunction, Purpose, l2_normalize
+from lookalike.embeddings.base import BaseEmbeddingFunction, l2_normalize
 from lookalike.embeddings.model_files import (
     ModelFiles,
     ModelSource,
@@ -39,6 +39,7 @@ from lookalike.errors import (
     ModelNotFoundError,
     describe_item,
 )
+from lookalike.types import Purpose
 
 __all__ = ["ImagePreprocessor", "LocalOnnxEmbedding"]
 
@@ -187,10 +188,10 @@ class ImagePreprocessor:
 def _triple(value: Any) -> tuple[float, float, float]:
     if isinstance(value, (int, float)):
         return (float(value),) * 3
-    values = tuple(float(v) for v in value)
+    values = [float(v) for v in value]
     if len(values) != 3:
         raise ValueError(f"expected 3 values, got {len(values)}")
-    return values  # type: ignore[return-value]
+    return values[0], values[1], values[2]
 
 
 def _center_crop(pixels: np.ndarray, crop: tuple[int, int]) -> np.ndarray:
@@ -244,13 +245,14 @@ class _Tower:
             ) from exc
         inputs = {i.name: i for i in self.session.get_inputs()}
         outputs = {o.name: o for o in self.session.get_outputs()}
-        self.input = next((inputs[n] for n in input_names if n in inputs), None)
-        if self.input is None and len(inputs) == 1:
-            self.input = next(iter(inputs.values()))
-        if self.input is None:
+        found = next((inputs[n] for n in input_names if n in inputs), None)
+        if found is None and len(inputs) == 1:
+            found = next(iter(inputs.values()))
+        if found is None:
             raise ModelNotFoundError(
                 f"{self.label} has inputs {sorted(inputs)}; expected one of {list(input_names)}"
             )
+        self.input: Any = found  # onnxruntime's NodeArg: .name, .shape, .type
         self.output_name = next((n for n in output_names if n in outputs), None)
         if self.output_name is None and len(outputs) == 1:
             self.output_name = next(iter(outputs))

@@ -36,7 +36,7 @@ __all__ = [
 
 Precision = Literal["fp32", "int8"]
 Tower = Literal["text", "vision"]
-PRECISIONS: tuple[str, ...] = ("fp32", "int8")
+PRECISIONS: tuple[Precision, ...] = ("fp32", "int8")
 
 # transformers.js suffixes: int8 is "_quantized" (dynamic quantisation, uint8/int8 weights).
 _SUFFIX = {"fp32": "", "int8": "_quantized"}
@@ -119,17 +119,18 @@ def downloaded(
     for precision in PRECISIONS:
         needed = [onnx_filename("text", precision), onnx_filename("vision", precision)]
         needed += [*TEXT_FILES, *VISION_FILES]
-        sizes = [files.cached_size(n) for n in needed]
-        if all(size is not None for size in sizes):
-            out[precision] = sum(sizes)  # type: ignore[arg-type]
+        sizes = [size for size in map(files.cached_size, needed) if size is not None]
+        if len(sizes) == len(needed):
+            out[precision] = sum(sizes)
     return out
 
 
 def check_precision(precision: str) -> Precision:
     """Validate a ``precision`` argument."""
-    if precision not in PRECISIONS:
-        raise ConfigurationError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    return precision  # type: ignore[return-value]
+    for known in PRECISIONS:
+        if precision == known:
+            return known
+    raise ConfigurationError(f"precision must be one of {PRECISIONS}, got {precision!r}")
 
 
 def onnx_filename(tower: Tower, precision: Precision) -> str:
@@ -249,7 +250,7 @@ def _looks_like_path(name: str) -> bool:
 
 
 def resolve_model(
-    name: str, *, revision: str | None = None, cache_dir: str | Path | None = None
+    name: str, *, revision: str | None = None, cache_dir: str | os.PathLike[str] | None = None
 ) -> ModelSource:
     """Turn an alias, repo id or directory into a :class:`ModelSource` (no network, no big files read)."""
     if not isinstance(name, str) or not name.strip():

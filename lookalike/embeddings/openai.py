@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from lookalike.embeddings.base import Purpose
 from lookalike.embeddings.remote import Kind, ModelSpec, PreparedImage, RemoteEmbeddingFunction
 from lookalike.errors import ConfigurationError
+from lookalike.types import Purpose
 
 __all__ = ["OPENAI_MODELS", "OpenAIEmbedding"]
 

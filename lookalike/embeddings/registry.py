@@ -1,50 +1,69 @@
-"""Provider registry: ``"provider/model"`` names resolve to provider classes, imported lazily."""
+"""Provider registry: ``"provider/model"`` names resolve to provider classes, imported lazily.
+
+The providers live in :data:`PROVIDERS`, a :class:`~lookalike._registry.LazyRegistry` (the same kind
+that finds engines by URL scheme): a name, the ``"module:Class"`` to import on first use, the extra and
+package that install its dependencies, and other spellings of the name.
+"""
 
 from __future__ import annotations
 
-import importlib
 import os
-from dataclasses import dataclass
 from typing import Any
 
+from lookalike._registry import LazyRegistry
 from lookalike.embeddings.base import BaseEmbeddingFunction, resolve_class
-from lookalike.errors import ConfigurationError, MissingDependencyError
+from lookalike.errors import ConfigurationError
 
+__all__ = [
+    "DEFAULT_MODEL",
+    "PROVIDERS",
+    "build_from_config",
+    "known_providers",
+    "provider_class",
+    "register_provider",
+    "split_model_name",
+]
 
-@dataclass(frozen=True)
-class ProviderSpec:
-    """Where a provider lives and which extra installs its dependencies."""
+PROVIDERS: LazyRegistry[BaseEmbeddingFunction] = LazyRegistry(
+    "embedding provider", "the {name!r} embedding provider"
+)
+"""Embedding providers by the name before the ``/`` of a model name."""
 
-    target: str  # "module:ClassName"
-    extra: str | None = None
-    package: str | None = None
-
-
-_PROVIDERS: dict[str, ProviderSpec] = {
-    "local": ProviderSpec("lookalike.embeddings.local_onnx:LocalOnnxEmbedding", "local", "onnxruntime"),
-    "jina_ai": ProviderSpec("lookalike.embeddings.jina:JinaEmbedding"),
-    "openai": ProviderSpec("lookalike.embeddings.openai:OpenAIEmbedding"),
-    "voyageai": ProviderSpec("lookalike.embeddings.voyage:VoyageEmbedding"),
-    "cohere": ProviderSpec("lookalike.embeddings.cohere:CohereEmbedding"),
-}
-_ALIASES = {"jina": "jina_ai", "jinaai": "jina_ai", "voyage": "voyageai", "onnx": "local"}
+PROVIDERS.register(
+    "local",
+    "lookalike.embeddings.local_onnx:LocalOnnxEmbedding",
+    extra="local",
+    package="onnxruntime",
+    aliases=("onnx",),
+)
+PROVIDERS.register("jina_ai", "lookalike.embeddings.jina:JinaEmbedding", aliases=("jina", "jinaai"))
+PROVIDERS.register("openai", "lookalike.embeddings.openai:OpenAIEmbedding")
+PROVIDERS.register("voyageai", "lookalike.embeddings.voyage:VoyageEmbedding", aliases=("voyage",))
+PROVIDERS.register("cohere", "lookalike.embeddings.cohere:CohereEmbedding")
 
 DEFAULT_MODEL = "local/clip-vit-b-32"
 """The model used when ``EmbeddingFunction()`` is given no name: offline, no API key."""
 
 
 def register_provider(
-    name: str, target: str | type[BaseEmbeddingFunction], *, extra: str | None = None
+    name: str,
+    target: str | type[BaseEmbeddingFunction],
+    *,
+    extra: str | None = None,
+    package: str | None = None,
+    aliases: tuple[str, ...] = (),
 ) -> None:
-    """Register a provider under ``name`` (a class, or ``"module:Class"`` to import lazily)."""
-    if isinstance(target, type):
-        target = f"{target.__module__}:{target.__qualname__}"
-    _PROVIDERS[name] = ProviderSpec(target, extra)
+    """Register a provider under ``name`` (a class, or ``"module:Class"`` to import lazily).
+
+    ``extra`` and ``package`` name what installs the provider's dependencies; they make the error
+    when its import fails say what to install.
+    """
+    PROVIDERS.register(name, target, extra=extra, package=package, aliases=aliases)
 
 
 def known_providers() -> list[str]:
     """Names accepted before the ``/`` of a model name."""
-    return sorted(_PROVIDERS)
+    return PROVIDERS.names()
 
 
 def split_model_name(model_name: str) -> tuple[str, str]:
@@ -53,12 +72,12 @@ def split_model_name(model_name: str) -> tuple[str, str]:
     A folder (``"./my-clip"``, ``"/models/clip"``, ``"~/clip"``) holding a model's files is a local model.
     """
     provider, sep, model = model_name.partition("/")
-    provider = _ALIASES.get(provider, provider)
-    if provider not in _PROVIDERS and model_name.startswith(("/", "./", "../", "~", ".\\")):
+    provider = PROVIDERS.canonical(provider)
+    if provider not in PROVIDERS and model_name.startswith(("/", "./", "../", "~", ".\\")):
         if not os.path.isdir(os.path.expanduser(model_name)):
             raise ConfigurationError(f"model folder {model_name!r} does not exist")
         return "local", model_name
-    if not sep or not model or provider not in _PROVIDERS:
+    if not sep or not model or provider not in PROVIDERS:
         raise ConfigurationError(
             f"unknown embedding model {model_name!r}: use 'provider/model' with provider one of "
             f"{', '.join(known_providers())} (e.g. 'local/clip-vit-b-32', 'jina_ai/jina-embeddings-v4')"
@@ -67,23 +86,12 @@ def split_model_name(model_name: str) -> tuple[str, str]:
 
 
 def provider_class(provider: str) -> type[BaseEmbeddingFunction]:
-    """Import and return the class registered for ``provider``."""
-    provider = _ALIASES.get(provider, provider)
-    spec = _PROVIDERS.get(provider)
-    if spec is None:
-        raise ConfigurationError(
-            f"unknown embedding provider {provider!r}; known: {', '.join(known_providers())}"
-        )
-    module_name, _, cls_name = spec.target.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        if spec.extra:
-            raise MissingDependencyError(
-                f"the {provider!r} embedding provider", spec.extra, package=spec.package
-            ) from exc
-        raise
-    return getattr(module, cls_name)
+    """Import and return the class registered for ``provider`` (a name or an alias).
+
+    Raises :class:`~lookalike.errors.ConfigurationError` for an unknown name and
+    :class:`~lookalike.errors.MissingDependencyError` when the provider's extra is not installed.
+    """
+    return PROVIDERS.load(provider)
 
 
 def build_from_config(config: dict[str, Any]) -> BaseEmbeddingFunction:

@@ -14,7 +14,6 @@ A provider module subclasses it with a table of known models (:class:`ModelSpec`
 from __future__ import annotations
 
 import base64
-import copy
 import io
 import math
 import threading
@@ -27,14 +26,8 @@ from typing import Any, ClassVar, Literal
 import httpx
 import numpy as np
 
-from lookalike.embeddings.base import BulkJob, OnError, Purpose, check_vector
-from lookalike.embeddings.http_api import (
-    _ITEM_STATUS,
-    HTTPEmbeddingFunction,
-    _positive,
-    _snippet,
-)
-from lookalike.embeddings.http_api import _retry_after as _retry_after  # re-exported
+from lookalike.embeddings.base import ITEM_STATUS, BulkJob, check_vector
+from lookalike.embeddings.http_api import HTTPEmbeddingFunction, check_positive, snippet
 from lookalike.errors import (
     AuthenticationError,
     ConfigurationError,
@@ -45,6 +38,7 @@ from lookalike.errors import (
     describe_item,
 )
 from lookalike.images.refs import is_url
+from lookalike.types import OnError, Purpose
 
 __all__ = ["HTTPEmbeddingFunction", "ModelSpec", "PreparedImage", "RemoteEmbeddingFunction", "fit_image"]
 
@@ -213,7 +207,7 @@ class RemoteEmbeddingFunction(HTTPEmbeddingFunction):
         limit = (spec.max_batch if spec else None) or self.default_batch_size
         self._batch_size_arg = batch_size
         self.batch_size = int(batch_size) if batch_size is not None else min(self.default_batch_size, limit)
-        _positive("batch_size", self.batch_size)
+        check_positive("batch_size", self.batch_size)
         if spec is not None and spec.max_batch is not None and self.batch_size > spec.max_batch:
             raise ConfigurationError(
                 f"batch_size={batch_size} exceeds the {spec.max_batch} items {self.provider}/{model} "
@@ -221,7 +215,7 @@ class RemoteEmbeddingFunction(HTTPEmbeddingFunction):
             )
         self._max_request_bytes_arg = max_request_bytes
         self.max_request_bytes = int(max_request_bytes or self.default_max_request_bytes)
-        _positive("max_request_bytes", self.max_request_bytes)
+        check_positive("max_request_bytes", self.max_request_bytes)
         self.fetch_urls = bool(fetch_urls)
         self._image_max_pixels_arg = image_max_pixels
         self._image_max_side_arg = image_max_side
@@ -335,7 +329,7 @@ class RemoteEmbeddingFunction(HTTPEmbeddingFunction):
         """The vectors of a response, in input order (OpenAI-style ``data[].index/embedding``)."""
         data = body.get("data") if isinstance(body, dict) else None
         if not isinstance(data, list):
-            raise ProviderError(f"{self.display_name} answered without a 'data' list: {_snippet(body)!r}")
+            raise ProviderError(f"{self.display_name} answered without a 'data' list: {snippet(body)!r}")
         return self._ordered(data, n)
 
     def _ordered(self, data: list[Any], n: int) -> list[Any]:
@@ -344,7 +338,7 @@ class RemoteEmbeddingFunction(HTTPEmbeddingFunction):
         rows: list[Any] = [None] * n
         for pos, entry in enumerate(data):
             if not isinstance(entry, dict) or "embedding" not in entry:
-                raise ProviderError(f"{self.display_name} returned a malformed entry: {_snippet(entry)!r}")
+                raise ProviderError(f"{self.display_name} returned a malformed entry: {snippet(entry)!r}")
             index = entry.get("index", pos)
             if not isinstance(index, int) or not 0 <= index < n or rows[index] is not None:
                 raise ProviderError(f"{self.display_name} returned a bad or repeated index {index!r}")
@@ -438,7 +432,7 @@ class RemoteEmbeddingFunction(HTTPEmbeddingFunction):
                 for i, out in outcomes:
                     if isinstance(out, LookalikeError):
                         if _is_fatal(out):
-                            raise self._for_item(out, i, sources[i])
+                            raise out.with_context(index=i, item=sources[i])
                         self._fail(results, i, sources[i], out, on_error)
                     else:
                         results[i] = out
@@ -523,41 +517,38 @@ class RemoteEmbeddingFunction(HTTPEmbeddingFunction):
         try:
             rows = self._embed_batch(kind, items, purpose)
         except ProviderError as exc:
-            if exc.status_code in _ITEM_STATUS and len(items) > 1:
+            if exc.status_code in ITEM_STATUS and len(items) > 1:
                 mid = len(items) // 2
                 left = self._send_isolated(kind, idx[:mid], items[:mid], sources, purpose, state)
                 return left + self._send_isolated(kind, idx[mid:], items[mid:], sources, purpose, state)
-            if exc.status_code in _ITEM_STATUS:
+            if exc.status_code in ITEM_STATUS:
                 state.item_rejected(exc)
-            return self._failed(idx, exc, state)
+            return self._failed(idx, sources, exc, state)
         except LookalikeError as exc:
-            return self._failed(idx, exc, state)
+            return self._failed(idx, sources, exc, state)
         except Exception as exc:  # a bug or an unexpected library error: report it per item
             err = EmbeddingError(f"{self.display_name} failed to embed a batch: {exc}")
             err.__cause__ = exc
-            return self._failed(idx, err, state)
+            return self._failed(idx, sources, err, state)
         state.succeeded()
         out: list[tuple[int, Any]] = []
+        # the provider is at fault, not the input: the message says so up front
+        what = f"{self.display_name} returned a bad vector: embedding"
         for i, row in zip(idx, rows):
             try:
-                out.append((i, check_vector(row, self.dimensions, item=sources[i], what="embedding")))
+                out.append((i, check_vector(row, self.dimensions, item=sources[i], what=what)))
             except LookalikeError as exc:
-                exc.detail = f"{self.display_name} returned a bad vector: {exc.detail}"
                 out.append((i, exc))
         return out
 
     @staticmethod
-    def _failed(idx: list[int], exc: LookalikeError, state: _CallState) -> list[tuple[int, Any]]:
+    def _failed(
+        idx: list[int], sources: Sequence[Any], exc: LookalikeError, state: _CallState
+    ) -> list[tuple[int, Any]]:
         if state.on_error == "raise":
             state.stopped = True
-        return [(i, _copy_error(exc)) for i in idx]
-
-    @staticmethod
-    def _for_item(exc: LookalikeError, index: int, item: Any) -> LookalikeError:
-        exc.index = index
-        if exc.item is None:
-            exc.item = item
-        return exc
+        # one copy per item, so that each names its own index (and its item, unless the error has one)
+        return [(i, exc.for_item(item=sources[i] if exc.item is None else exc.item, index=i)) for i in idx]
 
 
 class _CallState:
@@ -601,10 +592,3 @@ def _is_fatal(exc: LookalikeError) -> bool:
     return isinstance(exc, (AuthenticationError, ConfigurationError)) or (
         isinstance(exc, ProviderError) and exc.status_code in _FATAL_STATUS
     )
-
-
-def _copy_error(exc: LookalikeError) -> LookalikeError:
-    """A per-item copy, so setting ``index``/``item`` on one doesn't change the others."""
-    dup = copy.copy(exc)
-    dup.__cause__ = exc.__cause__
-    return dup

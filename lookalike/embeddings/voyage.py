@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from lookalike.embeddings.base import Purpose
 from lookalike.embeddings.remote import Kind, ModelSpec, PreparedImage, RemoteEmbeddingFunction
+from lookalike.types import Purpose
 
 __all__ = ["VOYAGE_MODELS", "VoyageEmbedding"]
 

@@ -2,24 +2,41 @@
 
 An engine owns a SQLAlchemy engine and knows its dialect's vector SQL: how vectors are stored, how a
 top-k search with filters runs, how an ANN index is made. Everything portable (the table catalogue
-that lets ``open_table`` work in a new process, DDL, inserts with ids) lives here on the base class.
+that lets ``open_table`` work in a new process, DDL, inserts with ids, reading a column's vectors)
+lives here on the base class.
+
+Every hook an engine may implement is declared on :class:`Engine` with its default, so a new engine
+author sees the whole contract in one place:
+
+* storage of vectors: :meth:`~Engine.vector_type`, :meth:`~Engine.encode_vector`,
+  :meth:`~Engine.decode_vector` (default: little-endian float32 blobs in a binary column). The engine
+  binds itself to its SQLAlchemy dialect, and :class:`~lookalike.schema.VectorType` asks it there;
+* DDL and rows: :meth:`~Engine.after_create`, :meth:`~Engine.drop_table`, :meth:`~Engine.truncate`,
+  :meth:`~Engine.insert_rows`, :meth:`~Engine.read_vectors`;
+* search: :meth:`~Engine.vector_search` (abstract), :meth:`~Engine.prefetch`,
+  :meth:`~Engine.create_vector_index`, :meth:`~Engine.has_vector_index`, :meth:`~Engine.json_contains`;
+* transactions: :meth:`~Engine.translate_error`, :meth:`~Engine.notify_reset`, :meth:`~Engine.after_write`.
+
+Engines are found by URL scheme in :data:`ENGINES`, a :class:`~lookalike._registry.LazyRegistry`:
+an engine's module is imported on first use, and a missing driver names the extra to install.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
+from sqlalchemy.types import TypeEngine
 
+from lookalike._registry import LazyRegistry
 from lookalike.errors import (
     ConfigurationError,
     EngineError,
@@ -27,10 +44,12 @@ from lookalike.errors import (
     MissingDependencyError,
     SchemaError,
 )
-from lookalike.schema import TableSpec
+from lookalike.schema import TableSpec, bind_vector_codec
+from lookalike.vectors.base import float32_blob, vector_as_list
 
 CATALOG_TABLE = "_lookalike_tables"
 INTERNAL_PREFIX = "_lookalike"
+READ_PAGE_ROWS = 10_000  # rows per page when read_vectors pages through a table by primary key
 
 
 @dataclass(frozen=True)
@@ -45,7 +64,9 @@ class SearchRequest:
     distance_max: float | None = None
     where: Any = None  # a SQLAlchemy boolean expression over the table, or None
     columns: Sequence[str] | None = None  # None: every column
-    extra: dict[str, Any] = field(default_factory=dict)
+    num_candidate: int | None = None
+    """How many candidates an ANN index examines (pgvector's ``hnsw.ef_search``); None: the engine's
+    default. Exact searches ignore it."""
 
 
 def score_from_distance(metric: str, distance: np.ndarray) -> np.ndarray:
@@ -83,6 +104,8 @@ class Engine(ABC):
 
     def __init__(self, sa_engine: sa.Engine) -> None:
         self.sa_engine = sa_engine
+        # vector columns compiled or bound with this dialect ask this engine for their type and encoding
+        bind_vector_codec(sa_engine.dialect, self)
         self._catalog = sa.Table(
             CATALOG_TABLE,
             sa.MetaData(),
@@ -102,6 +125,12 @@ class Engine(ABC):
         self.sa_engine.dispose()
 
     # ------------------------------------------------------------------ transactions
+    @property
+    def caught_errors(self) -> tuple[type[BaseException], ...]:
+        """The exceptions :meth:`translate_error` turns into :class:`LookalikeError`: SQLAlchemy's and
+        the driver's own (for ``except``: one typed tuple instead of a starred expression)."""
+        return (sa.exc.SQLAlchemyError, *self.driver_errors)
+
     @contextmanager
     def begin(self, *, write: bool) -> Iterator[Connection]:
         """A connection inside a transaction (committed on success, rolled back on error)."""
@@ -113,7 +142,7 @@ class Engine(ABC):
                     yield conn
         except LookalikeError:
             raise
-        except (sa.exc.SQLAlchemyError, *self.driver_errors) as exc:
+        except self.caught_errors as exc:
             raise self.translate_error(exc) from exc
 
     def translate_error(self, exc: BaseException) -> LookalikeError:
@@ -206,10 +235,53 @@ class Engine(ABC):
         ids = []
         for row in rows:  # engines without RETURNING: one statement per row keeps ids exact
             res = conn.execute(sa.insert(table), row)
-            ids.append(row.get(pk.name) if row.get(pk.name) is not None else res.inserted_primary_key[0])
+            given = row.get(pk.name)
+            if given is None and res.inserted_primary_key is not None:
+                given = res.inserted_primary_key[0]
+            ids.append(given)
         return ids
 
-    # ------------------------------------------------------------------ vectors
+    def read_vectors(self, conn: Connection, spec: TableSpec, column: str) -> tuple[list[Any], np.ndarray]:
+        """Primary keys and a float32 ``(n, dimensions)`` matrix of every row with a vector in ``column``.
+
+        Rows come in primary-key order, read in pages by key (keyset pagination: constant memory on
+        the server, no OFFSET rescans). Engines that hold the vectors in memory override this.
+        """
+        table = spec.sa_table
+        pk = table.c[spec.primary_key]
+        col = table.c[column]
+        ids: list[Any] = []
+        chunks: list[np.ndarray] = []
+        last = None
+        while True:
+            stmt = sa.select(pk, col).where(col.is_not(None)).order_by(pk).limit(READ_PAGE_ROWS)
+            if last is not None:
+                stmt = stmt.where(pk > last)
+            page = conn.execute(stmt).all()
+            if not page:
+                break
+            ids.extend(r[0] for r in page)
+            chunks.append(np.asarray([r[1] for r in page], dtype=np.float32))
+            last = page[-1][0]
+        dims = spec.vectors[column].dimensions
+        data = np.concatenate(chunks) if chunks else np.empty((0, dims), np.float32)
+        return ids, data
+
+    # ------------------------------------------------------------------ vector storage
+    def vector_type(self, dimensions: int) -> TypeEngine[Any]:
+        """The column type of a vector column (default: a binary column of float32 blobs)."""
+        return sa.LargeBinary()
+
+    def encode_vector(self, value: Any) -> Any:
+        """A vector (array, list or float32 bytes) as the value bound for :meth:`vector_type`
+        (default: little-endian float32 bytes)."""
+        return float32_blob(value)
+
+    def decode_vector(self, value: Any) -> list[float]:
+        """A stored value of :meth:`vector_type` (never None) as a list of floats."""
+        return vector_as_list(value)
+
+    # ------------------------------------------------------------------ search
     def _names(self, spec: TableSpec, request: SearchRequest) -> list[str]:
         """The columns a search returns: those the request names, else every column."""
         return list(request.columns) if request.columns else [c.name for c in spec.sa_table.columns]
@@ -246,43 +318,59 @@ class Engine(ABC):
 
 # ---------------------------------------------------------------------- registry
 
-_ENGINES: dict[str, tuple[str, str | None, str | None]] = {
-    # scheme: ("module:Class", extra, pip package)
-    "sqlite": ("lookalike.engines.sqlite:SQLiteEngine", None, None),
-    "file": ("lookalike.engines.sqlite:SQLiteEngine", None, None),
-    "postgresql": ("lookalike.engines.postgres:PostgresEngine", "postgres", "psycopg[binary]"),
-    "postgres": ("lookalike.engines.postgres:PostgresEngine", "postgres", "psycopg[binary]"),
-    "mysql": ("lookalike.engines.tidb:TiDBEngine", "tidb", "pymysql"),
-    "tidb": ("lookalike.engines.tidb:TiDBEngine", "tidb", "pymysql"),
-}
+ENGINES: LazyRegistry[Engine] = LazyRegistry("database URL scheme", "the {name} engine")
+"""Engine classes by URL scheme (``postgresql+psycopg://`` → ``postgresql``), imported on first use.
+
+Every scheme is its own entry, so the list of known schemes in an error shows each spelling and a
+missing driver is named after the scheme the URL used."""
+
+_BUILT_IN: tuple[tuple[str, str, str | None, str | None], ...] = (
+    # scheme, "module:Class", extra, pip package
+    ("sqlite", "lookalike.engines.sqlite:SQLiteEngine", None, None),
+    ("file", "lookalike.engines.sqlite:SQLiteEngine", None, None),
+    ("postgresql", "lookalike.engines.postgres:PostgresEngine", "postgres", "psycopg[binary]"),
+    ("postgres", "lookalike.engines.postgres:PostgresEngine", "postgres", "psycopg[binary]"),
+    ("mysql", "lookalike.engines.tidb:TiDBEngine", "tidb", "pymysql"),
+    ("tidb", "lookalike.engines.tidb:TiDBEngine", "tidb", "pymysql"),
+)
+for scheme, target, extra, package in _BUILT_IN:
+    ENGINES.register(scheme, target, extra=extra, package=package)
+del scheme, target, extra, package
 
 
-def register_engine(scheme: str, target: str, *, extra: str | None = None) -> None:
-    """Register an engine class (``"module:Class"``) for a URL scheme."""
-    _ENGINES[scheme] = (target, extra, None)
+def register_engine(
+    scheme: str, target: str | type[Engine], *, extra: str | None = None, package: str | None = None
+) -> None:
+    """Register an engine class (or ``"module:Class"``, imported on first use) for a URL scheme.
+
+    ``extra``/``package``: what to install when importing it fails (named in the error).
+    """
+    ENGINES.register(scheme, target, extra=extra, package=package)
 
 
 def engine_for_url(url: str) -> type[Engine]:
     """Pick the engine class from the URL's scheme (``postgresql+psycopg://`` → ``postgresql``)."""
     scheme = url.split("://", 1)[0].split("+", 1)[0].lower() if "://" in url else "sqlite"
-    entry = _ENGINES.get(scheme)
-    if entry is None:
+    if scheme not in ENGINES:
         hints = "; ".join(
-            f"{s}:// (pip install 'lookalike[{extra}]')" if extra else f"{s}://"
-            for s, (_, extra, _) in sorted(_ENGINES.items())
+            f"{name}:// (pip install 'lookalike[{entry.extra}]')" if entry.extra else f"{name}://"
+            for name, entry in ENGINES.items()
         )
         raise ConfigurationError(
             f"unknown database URL scheme {scheme!r} in {redact_url(url)!r}; known: {hints}"
         )
-    target, extra, package = entry
-    module_name, _, cls_name = target.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        if extra:
-            raise MissingDependencyError(f"the {scheme} engine", extra, package=package) from exc
-        raise
-    return getattr(module, cls_name)
+    return ENGINES.load(scheme)
+
+
+def missing_driver(scheme: str, *, package: str | None = None) -> MissingDependencyError:
+    """The error for an engine whose driver can't be imported: the extra (and package) come from
+    the scheme's registry entry; ``package`` names another driver the URL asked for."""
+    entry = ENGINES.entry(scheme)
+    return MissingDependencyError(
+        ENGINES.what.format(name=ENGINES.canonical(scheme)),
+        entry.extra or scheme,
+        package=package or entry.package,
+    )
 
 
 def redact_url(url: str) -> str:

@@ -25,10 +25,12 @@ precomputed vectors runs near the speed of a raw ``COPY``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
 import struct
+from dataclasses import replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -37,18 +39,19 @@ from sqlalchemy import event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.types import TypeEngine
 
-from lookalike.engines.base import SearchRequest, redact_url
-from lookalike.engines.server import IndexScan, Rows, ServerEngine, TextVector, vector_text
+from lookalike.engines.base import SearchRequest, missing_driver, redact_url
+from lookalike.engines.planner import IndexScan, PoolPolicy, Rows, is_filtered
+from lookalike.engines.server import ServerEngine, TextVector, vector_text
 from lookalike.errors import (
     ConfigurationError,
     ConnectionFailedError,
     EngineError,
     LookalikeError,
-    MissingDependencyError,
     SchemaError,
 )
-from lookalike.schema import VECTOR_DIALECT_TYPES, TableSpec
+from lookalike.schema import TableSpec
 
 __all__ = ["PGVector", "PostgresEngine", "postgres_sa_url"]
 
@@ -106,9 +109,6 @@ class PGVector(TextVector):
 
     def get_col_spec(self, **kw: Any) -> str:
         return f"{self.kind}({self.dimensions})" if self.dimensions else self.kind
-
-
-VECTOR_DIALECT_TYPES["postgresql"] = PGVector
 
 
 # --------------------------------------------------------------------------- URLs
@@ -177,24 +177,19 @@ class PostgresEngine(ServerEngine):
             raise ConfigurationError("a PostgreSQL URL is required, e.g. postgresql://user:pass@host/db")
         sa_url = postgres_sa_url(url)
         driver = sa_url.drivername.partition("+")[2]
+        other_driver = None if driver == "psycopg" else driver  # the registry names psycopg's package
         try:
             if driver == "psycopg":
                 import psycopg  # noqa: F401
             elif driver == "psycopg2":
                 import psycopg2  # noqa: F401
         except ImportError as exc:
-            raise MissingDependencyError(
-                "the postgresql engine",
-                "postgres",
-                package="psycopg[binary]" if driver == "psycopg" else driver,
-            ) from exc
+            raise missing_driver(cls.name, package=other_driver) from exc
         kwargs.setdefault("pool_pre_ping", True)
         try:
             sa_engine = sa.create_engine(sa_url, **kwargs)
-        except ImportError as exc:
-            raise MissingDependencyError(
-                "the postgresql engine", "postgres", package="psycopg[binary]"
-            ) from exc
+        except ImportError as exc:  # a driver SQLAlchemy imports itself (another +driver in the URL)
+            raise missing_driver(cls.name, package=other_driver) from exc
 
         def _forget_settings(conn: Connection, *args: Any) -> None:
             conn.info.pop("lookalike_settings", None)  # a rollback undid our SETs
@@ -344,7 +339,7 @@ class PostgresEngine(ServerEngine):
                     )
                     for i, new_id in zip(missing, new_ids):
                         ids[i] = new_id
-                oids = dict(
+                oids: dict[str, int] = dict(
                     conn.execute(
                         sa.text(
                             "SELECT a.attname, a.atttypid FROM pg_attribute a WHERE a.attrelid = "
@@ -364,7 +359,7 @@ class PostgresEngine(ServerEngine):
                         types.append(_BYTEA)
                         columns.append(_binary_vectors(values, spec.vectors[name].dimensions))
                         continue
-                    proc = table.c[name].type._cached_bind_processor(conn.dialect)
+                    proc = table.c[name].type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
                     if oid in (_JSONB, _JSON):
                         types.append(_BYTEA)
                         prefix = b"\x01" if oid == _JSONB else b""  # jsonb_recv: version 1 + text
@@ -375,6 +370,7 @@ class PostgresEngine(ServerEngine):
                 column_sql = ", ".join(self.quote(n) for n in names)
                 raw = conn.connection.dbapi_connection
                 assert raw is not None
+                # psycopg's cursor is a context manager; the generic DBAPI type does not say so
                 with raw.cursor() as cur:  # type: ignore[attr-defined]
                     sql = f"COPY {self.quote(spec.name)} ({column_sql}) FROM STDIN (FORMAT BINARY)"
                     with cur.copy(sql) as copy:
@@ -416,8 +412,6 @@ class PostgresEngine(ServerEngine):
     def index_name(self, table: str, column: str, metric: str) -> str:
         name = f"{table}_{column}_{_OPCLASS[metric]}_hnsw"
         if len(name) > 63:  # PostgreSQL truncates identifiers at 63 bytes: keep names distinct
-            import hashlib
-
             digest = hashlib.sha1(name.encode()).hexdigest()[:8]
             name = f"{name[:54]}_{digest}"
         return name
@@ -480,6 +474,14 @@ class PostgresEngine(ServerEngine):
         self._forget_indexes(spec.name)
 
     # ------------------------------------------------------------------ search
+    def vector_type(self, dimensions: int) -> TypeEngine[Any]:
+        return PGVector(dimensions)
+
+    def pool_policy(self) -> PoolPolicy:
+        # from 0.8.0 the index scan is iterative (strict_order): it keeps going until `limit` rows
+        # pass the filter, in distance order, so a filtered search needs no candidate pool
+        return replace(super().pool_policy(), filters_in_index=self._has(0, 8, 0))
+
     def _distance(self, col: Any, metric: str, query: Any, *, index_order: bool = False) -> Any:
         if metric == "l1" and not self._has(0, 7, 0):
             return sa.func.l1_distance(col, query, type_=sa.Float)  # exact; <+> arrived in 0.7.0
@@ -492,19 +494,19 @@ class PostgresEngine(ServerEngine):
             return sa.func.coalesce(sa.func.nullif(raw, nan), 1.0, type_=sa.Float)
         return raw
 
-    def _query(self, spec: TableSpec, request: SearchRequest) -> Any:
+    def distance_expr(self, col: Any, metric: str, query: Any) -> Any:
+        return self._distance(col, metric, query)
+
+    def order_expr(self, col: Any, metric: str, query: Any, scan: IndexScan) -> Any:
+        """The bare operator the HNSW index serves (through a halfvec cast for a halfvec index)."""
+        if scan.index == "halfvec":
+            half = PGVector(col.type.dimensions, "halfvec")
+            return sa.cast(col, half).op(_OPS[metric], return_type=sa.Float)(sa.cast(query, half))
+        return self._distance(col, metric, query, index_order=True)
+
+    def query_expr(self, spec: TableSpec, request: SearchRequest) -> Any:
         dims = spec.vectors[request.column].dimensions
         return sa.cast(sa.literal(vector_text(request.vector), sa.Text), PGVector(dims))
-
-    def _filtered_search(
-        self, conn: Connection, spec: TableSpec, request: SearchRequest, index: str, want: int
-    ) -> Rows | None:
-        if self._has(0, 8, 0):
-            # strict_order: the scan keeps going until `limit` rows pass the filter, in distance order
-            self._set(conn, "hnsw.iterative_scan", "strict_order")
-            scan = IndexScan(index, max(request.limit, want), post_filter=False)
-            return self._ann_search(conn, spec, request, scan)
-        return super()._filtered_search(conn, spec, request, index, want)
 
     def _set(self, conn: Connection, name: str, value: str) -> None:
         """A session setting, sent only when it changes (saves a round trip per search).
@@ -518,9 +520,7 @@ class PostgresEngine(ServerEngine):
         conn.execute(sa.text("SELECT set_config(:n, :v, false)"), {"n": name, "v": value})
         cache[name] = value
 
-    def _count_matches(
-        self, conn: Connection, spec: TableSpec, request: SearchRequest
-    ) -> tuple[float, float]:
+    def count_matches(self, conn: Connection, spec: TableSpec, request: SearchRequest) -> tuple[float, float]:
         """The planner's estimate of (rows matching the filter, rows with a vector): no table scan.
 
         A wrong estimate only costs speed: few matches are searched exactly, and an index search that
@@ -537,85 +537,53 @@ class PostgresEngine(ServerEngine):
             # expands $in lists and runs the bind processors (a JSON path must become an array)
             plan = conn.execute(_Explain(stmt)).scalar()
             plan = json.loads(plan) if isinstance(plan, str) else plan
+            if not plan:
+                raise EngineError("postgresql: EXPLAIN returned no plan")
             out.append(float(plan[0]["Plan"]["Plan Rows"]))
         return out[0], max(out[1], 1.0)
 
-    def _exact_search(self, conn: Connection, spec: TableSpec, request: SearchRequest) -> Rows:
-        table = spec.sa_table
-        col = table.c[request.column]
-        pk = table.c[spec.primary_key]
-        names = self._names(spec, request)
-        dist = self._distance(col, request.metric, self._query(spec, request))
-        conds = [col.is_not(None)]
-        if request.where is not None:
-            conds.append(request.where)
-        # OFFSET 0 keeps the subquery from being flattened, so an ANN index can't serve the ORDER BY
-        inner = (
-            sa.select(*[table.c[n] for n in names], pk.label("_lookalike_pk"), dist.label("_distance"))
-            .where(*conds)
-            .offset(0)
-            .subquery("exact")
-        )
-        stmt = (
-            sa.select(inner)
-            .where(*self._range(inner.c._distance, request))
-            .order_by(inner.c._distance, inner.c._lookalike_pk)
-            .limit(request.limit)
-        )
-        return self._rows(conn.execute(stmt), names, request.metric)
-
-    def _ann_search(self, conn: Connection, spec: TableSpec, request: SearchRequest, scan: IndexScan) -> Rows:
+    def index_search(
+        self, conn: Connection, spec: TableSpec, request: SearchRequest, scan: IndexScan
+    ) -> Rows:
         """Candidates in index order (``pool`` of them), filtered, then ranked by exact distance."""
-        pool, post_filter = scan.pool, scan.post_filter
-        table = spec.sa_table
-        col = table.c[request.column]
-        pk = table.c[spec.primary_key]
-        names = self._names(spec, request)
-        dims = spec.vectors[request.column].dimensions
-        query = self._query(spec, request)
-        dist = self._distance(col, request.metric, query)
+        pool = scan.pool
         # the beam: the caller's num_candidate, else sized from limit; a post-filtered pool is deep,
         # and a wider beam keeps its candidates accurate
-        asked = int(request.extra.get("num_candidate") or 0)
-        ef = max(asked or default_ef_search(request.limit), pool)
-        if post_filter:
+        ef = max(request.num_candidate or default_ef_search(request.limit), pool)
+        if scan.post_filter:
             ef = max(ef, 2 * pool)
         if scan.index == "halfvec":
-            half = PGVector(dims, "halfvec")
-            order = sa.cast(col, half).op(_OPS[request.metric], return_type=sa.Float)(sa.cast(query, half))
             pool = max(pool, 2 * request.limit)  # halfvec order is approximate: re-rank a wider pool
-        else:
-            order = self._distance(col, request.metric, query, index_order=True)
+        if is_filtered(request) and not scan.post_filter:
+            # only planned when the scan is iterative (pool_policy): it stops once `limit` rows pass
+            self._set(conn, "hnsw.iterative_scan", "strict_order")
         self._set(conn, "hnsw.ef_search", str(min(MAX_EF_SEARCH, ef)))
-        if post_filter:
-            cand = (
-                sa.select(pk.label("_lookalike_pk"), dist.label("_distance"))
-                .where(col.is_not(None))  # a small table is scanned, not indexed: NULLs sort last
-                .order_by(order)
-                .limit(pool)
-                .subquery("cand")
-            )
-            conds = [*self._range(cand.c._distance, request)]
-            if request.where is not None:
-                conds.append(request.where)
-            stmt = (
-                sa.select(*[table.c[n] for n in names], cand.c._lookalike_pk, cand.c._distance)
-                .select_from(table.join(cand, pk == cand.c._lookalike_pk))
-                .where(*conds)
-                .order_by(cand.c._distance, cand.c._lookalike_pk)
-                .limit(request.limit)
-            )
+        scan = replace(scan, pool=pool)
+        if scan.post_filter:
+            stmt = self.post_filter_statement(spec, request, scan)
         else:
-            inner = sa.select(
-                *[table.c[n] for n in names], pk.label("_lookalike_pk"), dist.label("_distance")
-            ).where(col.is_not(None))  # a small table is scanned, not indexed: NULLs sort last
-            if request.where is not None:
-                inner = inner.where(request.where)
-            if request.distance_min is not None or request.distance_max is not None:
-                inner = inner.where(*self._range(dist, request))
-            sub = inner.order_by(order).limit(pool).subquery("ann")
-            stmt = sa.select(sub).order_by(sub.c._distance, sub.c._lookalike_pk).limit(request.limit)
-        return self._rows(conn.execute(stmt), names, request.metric)
+            stmt = self._index_statement(spec, request, scan)
+        return self._rows(conn.execute(stmt), self._names(spec, request), request.metric)
+
+    def _index_statement(self, spec: TableSpec, request: SearchRequest, scan: IndexScan) -> sa.Select[Any]:
+        """The filter inside the index scan (no filter, or an iterative scan), ``pool`` candidates
+        taken in index order, then ranked by exact distance."""
+        table = spec.sa_table
+        col = table.c[request.column]
+        pk = table.c[spec.primary_key]
+        query = self.query_expr(spec, request)
+        dist = self.distance_expr(col, request.metric, query)
+        names = self._names(spec, request)
+        inner = sa.select(
+            *[table.c[n] for n in names], pk.label("_lookalike_pk"), dist.label("_distance")
+        ).where(col.is_not(None))  # a small table is scanned, not indexed: NULLs sort last
+        if request.where is not None:
+            inner = inner.where(request.where)
+        if request.distance_min is not None or request.distance_max is not None:
+            inner = inner.where(*self._range(dist, request))
+        order = self.order_expr(col, request.metric, query, scan)
+        sub = inner.order_by(order).limit(scan.pool).subquery("ann")
+        return sa.select(sub).order_by(sub.c._distance, sub.c._lookalike_pk).limit(request.limit)
 
     def _distance_value(self, value: Any, metric: str) -> float:
         d = float(value) if value is not None else float("nan")

@@ -5,25 +5,27 @@
 * connecting with retries and exponential backoff while the server is starting or briefly unreachable;
 * a per-table cache of index definitions (short TTL, dropped on every DDL), so a search doesn't ask the
   catalogue for indexes each time;
-* the search plan: no index → exact; unfiltered → the index; filtered → count the rows the filter
-  matches, search exactly when few do, else post-filter a candidate pool from the index sized from the
-  filter's selectivity; whenever the index path yields fewer than ``limit`` rows, the search is re-run
-  exactly, so no result is lost silently;
+* the search plan (:mod:`lookalike.engines.planner`): no index → exact; unfiltered → the index;
+  filtered → count the rows the filter matches, search exactly when few do, else post-filter a
+  candidate pool from the index sized from the filter's selectivity; whenever the index path yields
+  fewer than ``limit`` rows, the search is re-run exactly, so no result is lost silently;
+* the SQL of the exact top-k and of the post-filtered candidate pool, built from the dialect's
+  distance expressions;
+* vectors as text ``[1.0, 2.0, ...]`` in and out (:meth:`~ServerEngine.encode_vector`);
 * turning result rows into dicts.
 
-A dialect module subclasses it and fills in the hooks: ``_setup`` (after connecting), ``_is_transient``,
-``_load_indexes``/``_find_index``, ``_count_matches``, ``_exact_search`` and ``_ann_search``. Vectors
-travel as text ``[1.0, 2.0, ...]`` through :class:`TextVector`.
+A dialect module subclasses it and fills in the hooks: ``_setup`` (after connecting),
+``_is_transient``, ``_load_indexes``/``_find_index``, ``vector_type``, ``query_expr``,
+``distance_expr`` (and ``order_expr`` when its index orders by another expression),
+``count_matches`` and ``index_search``.
 """
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from abc import abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -32,23 +34,12 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.types import UserDefinedType
 
 from lookalike.engines.base import Engine, SearchRequest, clamp_distance
+from lookalike.engines.planner import IndexScan, PoolPolicy, Rows, planned_search
 from lookalike.errors import ConnectionFailedError
 from lookalike.schema import TableSpec
+from lookalike.vectors.base import vector_as_list
 
-__all__ = ["IndexScan", "Rows", "ServerEngine", "TextVector", "parse_vector_text", "vector_text"]
-
-Rows = list[dict[str, Any]]
-"""Search results: the requested columns plus ``_distance``, one dict a row."""
-
-
-@dataclass(frozen=True)
-class IndexScan:
-    """How a search reads an ANN index: ``pool`` candidates from ``index`` (the dialect's name for
-    the kind of index), with the filter applied after taking them (``post_filter``) or within."""
-
-    index: str
-    pool: int
-    post_filter: bool
+__all__ = ["ServerEngine", "TextVector", "parse_vector_text", "vector_text"]
 
 
 # --------------------------------------------------------------------------- vectors as text
@@ -75,21 +66,16 @@ def parse_vector_text(value: Any) -> Any:
 
 
 class TextVector(UserDefinedType[Any]):
-    """A vector column whose values travel as text; subclasses name the SQL type."""
+    """A vector column type whose values travel as text; subclasses name the SQL type.
+
+    The engine converts the values (:meth:`ServerEngine.encode_vector`/``decode_vector``), so the
+    type itself only names the column in DDL and in casts.
+    """
 
     cache_ok = True  # SQLAlchemy reads it from each class itself
 
     def __init__(self, dimensions: int | None = None) -> None:
         self.dimensions = dimensions
-
-    def bind_processor(self, dialect: sa.Dialect) -> Any:
-        def process(value: Any) -> Any:
-            return None if value is None else vector_text(value)
-
-        return process
-
-    def result_processor(self, dialect: sa.Dialect, coltype: Any) -> Any:
-        return parse_vector_text
 
 
 # --------------------------------------------------------------------------- the base engine
@@ -108,7 +94,7 @@ class ServerEngine(Engine):
     """Above this many candidates the index path costs more than an exact search."""
 
     exact_match_counts: ClassVar[bool] = True
-    """True when :meth:`_count_matches` counts rows (so 0 means none match), False for estimates."""
+    """True when :meth:`count_matches` counts rows (so 0 means none match), False for estimates."""
 
     def __init__(self, sa_engine: sa.Engine, *, exact_search_max_rows: int, safe_url: str = "") -> None:
         super().__init__(sa_engine)
@@ -139,7 +125,7 @@ class ServerEngine(Engine):
                 if not transient or attempt == attempts - 1:
                     err = self.translate_error(exc)
                     if transient and isinstance(err, ConnectionFailedError):
-                        err = ConnectionFailedError(f"{err.message} (tried {attempts} times)")
+                        err.add_remark(f"(tried {attempts} times)")
                     raise err from exc
                 time.sleep(backoff * (2**attempt))
             except sa.exc.SQLAlchemyError as exc:
@@ -191,57 +177,121 @@ class ServerEngine(Engine):
         self._forget_indexes(spec.name)
         return self._find_index(conn, spec, column, None) is not None
 
-    # ------------------------------------------------------------------ search plan
-    def vector_search(self, conn: Connection, spec: TableSpec, request: SearchRequest) -> Rows:
-        k = request.limit
-        want = int(request.extra.get("num_candidate") or 0)
-        index = self._find_index(conn, spec, request.column, request.metric)
-        if index is None:
-            return self._exact_search(conn, spec, request)
-        if not _filtered(request):
-            rows = self._ann_search(conn, spec, request, IndexScan(index, max(k, want), post_filter=False))
-        else:
-            found = self._filtered_search(conn, spec, request, index, want)
-            if found is None:
-                return self._exact_search(conn, spec, request)
-            rows = found
-        if len(rows) >= k:
-            return rows[:k]
-        # the index path came up short (or fewer rows match at all): the exact answer is complete
-        return self._exact_search(conn, spec, request)
+    # ------------------------------------------------------------------ vector values
+    def encode_vector(self, value: Any) -> Any:
+        """Vectors travel as text ``[1.0, 2.0, ...]``: every server parses it into its vector type."""
+        return vector_text(value)
 
-    def _filtered_search(
-        self, conn: Connection, spec: TableSpec, request: SearchRequest, index: str, want: int
-    ) -> Rows | None:
-        """A filtered search through the index, or None when an exact search is the better plan."""
-        matches, total = self._count_matches(conn, spec, request)
-        if matches == 0 and self.exact_match_counts:
-            return []
-        pool = self.plan_pool(request.limit, matches, total, want)
-        if pool is None:
-            return None
-        return self._ann_search(conn, spec, request, IndexScan(index, pool, post_filter=True))
+    def decode_vector(self, value: Any) -> list[float]:
+        return vector_as_list(parse_vector_text(value))
+
+    # ------------------------------------------------------------------ search plan
+    def pool_policy(self) -> PoolPolicy:
+        """The planner's numbers for this engine (read at each search: they may be changed)."""
+        return PoolPolicy(
+            exact_search_max_rows=self.exact_search_max_rows,
+            pool_overfetch=self.pool_overfetch,
+            max_pool=self.max_pool,
+            exact_match_counts=self.exact_match_counts,
+        )
 
     def plan_pool(self, k: int, matches: float, total: float, want: int = 0) -> int | None:
         """Candidate pool for a post-filtered index search, or None to search exactly."""
-        if matches <= self.exact_search_max_rows:
-            return None
-        pool = max(math.ceil(k * total / max(matches, 1) * self.pool_overfetch) + 20, want)
-        return None if pool > self.max_pool else pool
+        return self.pool_policy().plan_pool(k, matches, total, want)
+
+    def vector_search(self, conn: Connection, spec: TableSpec, request: SearchRequest) -> Rows:
+        index = self._find_index(conn, spec, request.column, request.metric)
+        return planned_search(self, conn, spec, request, index, self.pool_policy())
 
     @abstractmethod
-    def _count_matches(
-        self, conn: Connection, spec: TableSpec, request: SearchRequest
-    ) -> tuple[float, float]:
+    def count_matches(self, conn: Connection, spec: TableSpec, request: SearchRequest) -> tuple[float, float]:
         """(rows matching the filter, rows with a vector), counted or estimated."""
 
-    @abstractmethod
-    def _exact_search(self, conn: Connection, spec: TableSpec, request: SearchRequest) -> Rows:
+    def exact_search(self, conn: Connection, spec: TableSpec, request: SearchRequest) -> Rows:
         """Exact top-k over every row that passes the filter, never answered by an index."""
+        stmt = self.exact_statement(spec, request)
+        return self._rows(conn.execute(stmt), self._names(spec, request), request.metric)
 
     @abstractmethod
-    def _ann_search(self, conn: Connection, spec: TableSpec, request: SearchRequest, scan: IndexScan) -> Rows:
+    def index_search(
+        self, conn: Connection, spec: TableSpec, request: SearchRequest, scan: IndexScan
+    ) -> Rows:
         """Top-k from the candidates ``scan`` takes from the index, ranked by exact distance."""
+
+    # ------------------------------------------------------------------ dialect SQL
+    index_serves_filters: ClassVar[bool] = True
+    """Whether the dialect's ANN index can answer a query that has a ``WHERE`` clause. When it can
+    (pgvector), an exact search is fenced off the index by a subquery, and a candidate pool skips
+    rows without a vector; when it can't (TiDB), the ``WHERE`` an exact search always has is fence
+    enough, and candidates are taken with no ``WHERE`` at all."""
+
+    @abstractmethod
+    def query_expr(self, spec: TableSpec, request: SearchRequest) -> Any:
+        """The request's query vector as a SQL expression of the column's vector type."""
+
+    @abstractmethod
+    def distance_expr(self, col: Any, metric: str, query: Any) -> Any:
+        """The exact distance from ``col`` to ``query`` (a float; ``_distance`` in results)."""
+
+    def order_expr(self, col: Any, metric: str, query: Any, scan: IndexScan) -> Any:
+        """What a candidate scan orders by so the index serves it: by default ``_distance`` itself."""
+        return sa.literal_column("_distance")
+
+    def exact_statement(self, spec: TableSpec, request: SearchRequest) -> sa.Select[Any]:
+        """Exact top-k: every row that passes the filter, by exact distance, ties by primary key."""
+        table = spec.sa_table
+        col = table.c[request.column]
+        pk = table.c[spec.primary_key]
+        dist = self.distance_expr(col, request.metric, self.query_expr(spec, request))
+        names = self._names(spec, request)
+        columns = [*[table.c[n] for n in names], pk.label("_lookalike_pk"), dist.label("_distance")]
+        where = [] if request.where is None else [request.where]
+        if not self.index_serves_filters:
+            # the WHERE clause (always present) keeps the engine off its approximate index
+            return (
+                sa.select(*columns)
+                .where(col.is_not(None), *self._range(dist, request), *where)
+                .order_by(sa.literal_column("_distance"), pk)
+                .limit(request.limit)
+            )
+        # OFFSET 0 keeps the subquery from being flattened, so an ANN index can't serve the ORDER BY
+        inner = sa.select(*columns).where(col.is_not(None), *where).offset(0).subquery("exact")
+        return (
+            sa.select(inner)
+            .where(*self._range(inner.c._distance, request))
+            .order_by(inner.c._distance, inner.c._lookalike_pk)
+            .limit(request.limit)
+        )
+
+    def post_filter_statement(
+        self, spec: TableSpec, request: SearchRequest, scan: IndexScan
+    ) -> sa.Select[Any]:
+        """Top-``scan.pool`` candidates from the index (the filter left out, so the index serves the
+        scan), then filtered, ranked by exact distance and cut to the limit."""
+        table = spec.sa_table
+        col = table.c[request.column]
+        pk = table.c[spec.primary_key]
+        query = self.query_expr(spec, request)
+        dist = self.distance_expr(col, request.metric, query)
+        cand = sa.select(pk.label("_lookalike_pk"), dist.label("_distance"))
+        if self.index_serves_filters:
+            cand = cand.where(col.is_not(None))  # a small table is scanned, not indexed: NULLs sort last
+        sub = (
+            cand.order_by(self.order_expr(col, request.metric, query, scan)).limit(scan.pool).subquery("cand")
+        )
+        # rows without a vector have no distance and are never results (they may enter the pool
+        # where the scan can't skip them)
+        conds = [sub.c._distance.is_not(None), *self._range(sub.c._distance, request)]
+        if request.where is not None:
+            conds.append(request.where)
+        names = self._names(spec, request)
+        return (
+            sa.select(*[table.c[n] for n in names], sub.c._lookalike_pk, sub.c._distance)
+            .select_from(table.join(sub, pk == sub.c._lookalike_pk))
+            .where(*conds)
+            .order_by(sub.c._distance, sub.c._lookalike_pk)
+            .limit(request.limit)
+        )
 
     # ------------------------------------------------------------------ statements and rows
     @staticmethod
@@ -260,16 +310,11 @@ class ServerEngine(Engine):
         for r in result:
             m = r._mapping
             item = {n: m[n] for n in names}
-            item["_distance"] = float(
-                clamp_distance(metric, np.float64(self._distance_value(m["_distance"], metric)))
-            )
+            distance = np.asarray(self._distance_value(m["_distance"], metric), dtype=np.float64)
+            item["_distance"] = float(clamp_distance(metric, distance))
             out.append(item)
         return out
 
     def _distance_value(self, value: Any, metric: str) -> float:
         """The ``_distance`` of one row as a float (dialects fix up their special values)."""
         return float(value)
-
-
-def _filtered(request: SearchRequest) -> bool:
-    return request.where is not None or request.distance_min is not None or request.distance_max is not None

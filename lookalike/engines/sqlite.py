@@ -1,8 +1,8 @@
 """The embedded engine: a SQLite file, with exact vector search in-process.
 
 Vectors are float32 blobs in the table itself. Search runs with numpy over a contiguous matrix per
-(table, vector column), loaded with one query and kept in sync with every writer, including other
-processes on the same file:
+(table, vector column) (a :class:`~lookalike.vectors.base.VectorIndex`), loaded with one query and
+kept in sync with every writer, including other processes on the same file:
 
 * inserts in id order are found by ``max(rowid)`` moving past what the matrix holds;
 * updates of vector columns, deletes and out-of-order inserts are logged by triggers into
@@ -20,6 +20,7 @@ import json
 import os
 import sqlite3
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from operator import itemgetter
 from pathlib import Path
@@ -34,6 +35,7 @@ from sqlalchemy.pool import StaticPool
 from lookalike.engines.base import Engine, SearchRequest
 from lookalike.errors import ConnectionFailedError, EngineError, LookalikeError
 from lookalike.schema import TableSpec, VectorType
+from lookalike.vectors.base import VectorIndex
 from lookalike.vectors.exact import VectorMatrix
 
 CHANGES = "_lookalike_changes"
@@ -45,6 +47,7 @@ _FULL_RELOAD_TOUCHED = 50_000  # past this many changed rows, reloading everythi
 BUSY_TIMEOUT_S = 30.0
 MMAP_BYTES = 1 << 34  # reads of big tables go through the page cache without copies (SQLite caps it)
 _LOAD_BLOCK = 8192  # rows per fetch when loading a matrix: bounded extra memory
+_ROWID: sa.ColumnClause[int] = sa.literal_column("rowid", sa.Integer)
 
 
 def sqlite_path(url: str | os.PathLike[str] | None) -> str:
@@ -61,17 +64,13 @@ def sqlite_path(url: str | os.PathLike[str] | None) -> str:
     return os.path.expanduser(text)
 
 
-def _vector_blob(value: Any) -> bytes:
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return bytes(value)
-    return np.asarray(value, dtype="<f4").tobytes()
-
-
 @dataclass
 class _Cache:
-    matrix: VectorMatrix
-    seq: int
-    max_rowid: int
+    """One (table, vector column)'s index and how far through the change log it is."""
+
+    index: VectorIndex
+    seq: int  # the change log's last entry applied
+    max_rowid: int  # the largest row id seen (inserts in id order are not logged)
     lock: threading.RLock
 
 
@@ -179,13 +178,13 @@ class SQLiteEngine(Engine):
         # straight to the driver: SQLAlchemy's per-row bookkeeping costs more than SQLite's insert
         names = list(rows[0])
         dialect = self.sa_engine.dialect
-        procs = []
+        procs: list[Callable[[Any], Any] | None] = []
         for name in names:
             col_type = spec.sa_table.c[name].type
             if isinstance(col_type, VectorType):
-                procs.append(_vector_blob)
-            else:
-                procs.append(col_type._cached_bind_processor(dialect))  # type: ignore[attr-defined]
+                procs.append(self.encode_vector)
+            else:  # the dialect's own type: SQLite stores dates, decimals... its own way
+                procs.append(col_type.dialect_impl(dialect).bind_processor(dialect))
         sql = (
             f"INSERT INTO {self.quote(spec.name)} ({', '.join(self.quote(n) for n in names)}) "
             f"VALUES ({', '.join('?' for _ in names)})"
@@ -195,7 +194,7 @@ class SQLiteEngine(Engine):
             tuple(v if p is None or v is None else p(v) for v, p in zip(map(row.__getitem__, names), procs))
             for row in rows
         ]
-        conn.exec_driver_sql(sql, params)  # type: ignore[arg-type]
+        conn.exec_driver_sql(sql, params)
         last = int(conn.exec_driver_sql("SELECT last_insert_rowid()").scalar() or 0)
         first = last - len(rows) + 1
         t = self.quote(spec.name)
@@ -255,23 +254,14 @@ class SQLiteEngine(Engine):
 
     def truncate(self, conn: Connection, spec: TableSpec) -> None:
         # one reset entry instead of a trigger firing per row
-        triggers = [
-            r[0]
-            for r in conn.exec_driver_sql(
-                "SELECT name FROM sqlite_master WHERE type='trigger' AND tbl_name=?", (spec.name,)
-            )
-        ]
-        sql = {
-            r[0]: r[1]
-            for r in conn.exec_driver_sql(
-                "SELECT name, sql FROM sqlite_master WHERE type='trigger' AND tbl_name=?", (spec.name,)
-            )
-        }
-        for trig in triggers:
-            conn.exec_driver_sql(f"DROP TRIGGER {self.quote(trig)}")
+        triggers = conn.exec_driver_sql(
+            "SELECT name, sql FROM sqlite_master WHERE type='trigger' AND tbl_name=?", (spec.name,)
+        ).all()
+        for name, _ in triggers:
+            conn.exec_driver_sql(f"DROP TRIGGER {self.quote(name)}")
         conn.execute(sa.delete(spec.sa_table))
-        for trig in triggers:
-            conn.exec_driver_sql(sql[trig])
+        for _, sql in triggers:
+            conn.exec_driver_sql(sql)
         self._log_reset(conn, spec.name)
 
     def after_write(self, conn: Connection) -> None:
@@ -291,7 +281,7 @@ class SQLiteEngine(Engine):
             (cut,),
         )
 
-    # ------------------------------------------------------------------ matrix cache
+    # ------------------------------------------------------------------ index cache
     def _drop_caches(self, table: str | None = None) -> None:
         with self._caches_lock:
             for key in list(self._caches):
@@ -341,11 +331,20 @@ class SQLiteEngine(Engine):
         data = np.frombuffer(blob, dtype="<f4").reshape(-1, dims)
         return ids, data
 
-    def _matrix(self, conn: Connection, spec: TableSpec, column: str) -> _Cache:
-        """The cached matrix for (table, column), brought up to date inside ``conn``'s transaction."""
+    def _new_index(self, spec: TableSpec, column: str) -> VectorIndex:
+        """An empty index for (table, column): the exact matrix (the seam for an ANN index chosen
+        from ``spec.vectors[column].index``/``index_params``)."""
+        return VectorMatrix(spec.vectors[column].dimensions)
+
+    def _fresh_index(self, conn: Connection, spec: TableSpec, column: str) -> _Cache:
+        """The cached index for (table, column), brought up to date inside ``conn``'s transaction."""
         key = (spec.name, column)
         dims = spec.vectors[column].dimensions
-        cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        raw = conn.connection.dbapi_connection
+        if raw is None:  # cannot happen while the connection is checked out of the pool
+            raise EngineError("sqlite: the connection has no driver connection")
+        # the raw cursor: the matrix loads straight from sqlite3, past SQLAlchemy's per-row work
+        cur = raw.cursor()
         try:
             t = self.quote(spec.name)
             seq, max_rowid, pruned = cur.execute(
@@ -355,8 +354,8 @@ class SQLiteEngine(Engine):
             seq, max_rowid, pruned = seq or 0, max_rowid or 0, pruned or 0
             with self._caches_lock:
                 entry = self._caches.get(key)
-                if entry is None or entry.matrix.dimensions != dims:
-                    entry = _Cache(VectorMatrix(dims), -1, 0, threading.RLock())
+                if entry is None or entry.index.dimensions != dims:
+                    entry = _Cache(self._new_index(spec, column), -1, 0, threading.RLock())
                     self._caches[key] = entry
             with entry.lock:
                 if entry.seq == seq and entry.max_rowid == max_rowid:
@@ -377,11 +376,11 @@ class SQLiteEngine(Engine):
                         deleted_min = min(dels) if dels else None
                 if full:
                     ids, data = self._load_all(cur, spec, column)
-                    entry.matrix.replace_all(ids, data)
+                    entry.index.replace_all(ids, data)
                 else:
                     c = self.quote(column)
                     if touched:
-                        entry.matrix.remove(np.asarray(touched, dtype=np.int64))
+                        entry.index.remove(np.asarray(touched, dtype=np.int64))
                     since = entry.max_rowid
                     if deleted_min is not None:
                         since = min(since, deleted_min - 1)  # a deleted top rowid may have been reused
@@ -391,7 +390,7 @@ class SQLiteEngine(Engine):
                         (since, json.dumps(touched)),
                     ).fetchall()
                     ids, data = self._rows_to_arrays(rows, dims, spec.name, column)
-                    entry.matrix.upsert(ids, data)
+                    entry.index.upsert(ids, data)
                 entry.seq, entry.max_rowid = seq, max_rowid
                 return entry
         finally:
@@ -409,7 +408,7 @@ class SQLiteEngine(Engine):
         def load() -> None:
             try:
                 with self.begin(write=False) as conn:
-                    self._matrix(conn, spec, column)
+                    self._fresh_index(conn, spec, column)
             except Exception:  # the search itself will report any problem
                 pass
 
@@ -417,23 +416,33 @@ class SQLiteEngine(Engine):
         thread.start()
         return thread
 
-    # ------------------------------------------------------------------ search
+    # ------------------------------------------------------------------ reads and search
+    def read_vectors(self, conn: Connection, spec: TableSpec, column: str) -> tuple[list[Any], np.ndarray]:
+        """The cached index's rows, copied under its lock (no second read of the blobs), with row ids
+        mapped to primary keys; in row-id (insertion) order."""
+        entry = self._fresh_index(conn, spec, column)
+        with entry.lock:
+            rowids, data = entry.index.snapshot()
+        pk = spec.sa_table.c[spec.primary_key]
+        stmt = sa.select(_ROWID, pk).select_from(spec.sa_table)
+        key_of = {rowid: key for rowid, key in conn.execute(stmt)}
+        return [key_of[rowid] for rowid in rowids.tolist()], np.asarray(data, dtype=np.float32)
+
     def vector_search(
         self, conn: Connection, spec: TableSpec, request: SearchRequest
     ) -> list[dict[str, Any]]:
         table = spec.sa_table
         candidates = None
         if request.where is not None:
-            rowid = sa.literal_column("rowid")
-            # no "vector IS NOT NULL" here: it would read every candidate row's blob; the matrix only
+            # no "vector IS NOT NULL" here: it would read every candidate row's blob; the index only
             # holds non-null vectors and ignores other ids
-            stmt = sa.select(rowid).select_from(table).where(request.where)
+            stmt = sa.select(_ROWID).select_from(table).where(request.where)
             candidates = np.fromiter((r[0] for r in conn.execute(stmt)), dtype=np.int64)
             if not len(candidates):
                 return []
-        entry = self._matrix(conn, spec, request.column)
+        entry = self._fresh_index(conn, spec, request.column)
         with entry.lock:
-            ids, dists = entry.matrix.search(
+            ids, dists = entry.index.search(
                 request.vector,
                 request.metric,
                 request.limit,
@@ -444,15 +453,14 @@ class SQLiteEngine(Engine):
         if not len(ids):
             return []
         names = self._names(spec, request)
-        rowid = sa.literal_column("rowid").label("_lookalike_rowid")
-        stmt = sa.select(*[table.c[n] for n in names], rowid).where(
-            sa.literal_column("rowid").in_([int(i) for i in ids])
+        stmt = sa.select(*[table.c[n] for n in names], _ROWID.label("_lookalike_rowid")).where(
+            _ROWID.in_([int(i) for i in ids])
         )
         found = {r._mapping["_lookalike_rowid"]: r._mapping for r in conn.execute(stmt)}
         out = []
         for rid, dist in zip(ids.tolist(), dists.tolist()):
             row = found.get(rid)
-            if row is None:  # deleted between the matrix refresh and this read
+            if row is None:  # deleted between the index refresh and this read
                 continue
             item = {n: row[n] for n in names}
             item["_distance"] = float(dist)

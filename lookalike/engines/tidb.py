@@ -23,26 +23,27 @@ five minutes (TiDB Cloud closes idle ones).
 
 from __future__ import annotations
 
+import os
 import re
 import ssl
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
+from sqlalchemy.types import TypeEngine
 
-from lookalike.engines.base import SearchRequest, redact_url
-from lookalike.engines.server import IndexScan, Rows, ServerEngine, TextVector, vector_text
+from lookalike.engines.base import SearchRequest, missing_driver, redact_url
+from lookalike.engines.planner import IndexScan, Rows
+from lookalike.engines.server import ServerEngine, TextVector, vector_text
 from lookalike.errors import (
     ConfigurationError,
     ConnectionFailedError,
     EngineError,
     LookalikeError,
-    MissingDependencyError,
     SchemaError,
 )
-from lookalike.schema import VECTOR_DIALECT_TYPES, TableSpec
+from lookalike.schema import TableSpec
 
 __all__ = ["TiDBConnectArgs", "TiDBEngine", "TiDBVector", "tidb_connect_args"]
 
@@ -53,7 +54,6 @@ DISTANCE_FUNCTIONS = {
     "l1": "VEC_L1_DISTANCE",
 }
 INDEXABLE_METRICS = ("cosine", "l2")
-MAX_POOL = 10_000  # candidate rows taken from the index before filtering; above this, search exactly
 INSERT_BATCH_ROWS = 500
 INSERT_BATCH_BYTES = 4 * 1024 * 1024  # well under TiDB's 6 MiB per-entry limit
 _TRANSIENT_CODES = {2002, 2003, 2006, 2013, 1040, 1205}  # can't connect, gone away, too many, lock wait
@@ -70,9 +70,6 @@ class TiDBVector(TextVector):
 
     def get_col_spec(self, **kw: Any) -> str:
         return f"VECTOR({self.dimensions})" if self.dimensions else "VECTOR"
-
-
-VECTOR_DIALECT_TYPES["mysql"] = TiDBVector
 
 
 # --------------------------------------------------------------------------- connection arguments
@@ -94,11 +91,8 @@ class TiDBConnectArgs:
 def _system_ca() -> str | None:
     paths = ssl.get_default_verify_paths()
     for candidate in (paths.cafile, paths.openssl_cafile):
-        if candidate:
-            import os
-
-            if os.path.isfile(candidate):
-                return candidate
+        if candidate and os.path.isfile(candidate):
+            return candidate
     return None  # pymysql then loads the default store itself
 
 
@@ -150,13 +144,13 @@ def tidb_connect_args(
 
 def _code(exc: BaseException) -> int | None:
     orig = getattr(exc, "orig", None) or exc
-    args = getattr(orig, "args", ())
+    args: tuple[Any, ...] = getattr(orig, "args", ())
     return args[0] if args and isinstance(args[0], int) else None
 
 
 def _message(exc: BaseException) -> str:
     orig = getattr(exc, "orig", None) or exc
-    args = getattr(orig, "args", ())
+    args: tuple[Any, ...] = getattr(orig, "args", ())
     if len(args) >= 2 and isinstance(args[1], str):
         return args[1]
     return " ".join(str(orig).split())[:500]
@@ -171,7 +165,7 @@ class TiDBEngine(ServerEngine):
     name = "tidb"
     max_dimensions = 16_383
     supports_returning = False
-    max_pool = MAX_POOL
+    index_serves_filters = False  # TiDB uses a vector index only for a query with no WHERE clause
 
     def __init__(
         self,
@@ -222,7 +216,7 @@ class TiDBEngine(ServerEngine):
         try:
             import pymysql  # noqa: F401
         except ImportError as exc:
-            raise MissingDependencyError("the tidb engine", "tidb", package="pymysql") from exc
+            raise missing_driver(cls.name) from exc
         kwargs.setdefault("pool_pre_ping", True)
         kwargs.setdefault("pool_recycle", 300)
         if debug:
@@ -294,16 +288,15 @@ class TiDBEngine(ServerEngine):
         table = spec.sa_table
         pk = spec.primary_key
         ids: list[Any] = [None] * len(rows)
-        for keys, members in plan_insert_batches(rows, pk).items():
-            del keys
-            for batch in members:
+        for batches in plan_insert_batches(rows, pk).values():
+            for batch in batches:
                 values = [rows[i] for i in batch]
                 result = conn.execute(sa.insert(table).values(values))
                 if pk in values[0] and values[0][pk] is not None:
                     for i in batch:
                         ids[i] = rows[i][pk]
                     continue
-                first = result.lastrowid
+                first: Any = result.lastrowid
                 if not first:
                     first = conn.exec_driver_sql("SELECT LAST_INSERT_ID()").scalar()
                 step = self._auto_increment_step(conn)
@@ -387,50 +380,14 @@ class TiDBEngine(ServerEngine):
         self._forget_indexes(spec.name)
 
     # ------------------------------------------------------------------ search
-    def distance_expr(self, col: Any, metric: str, vector: np.ndarray) -> Any:
-        q = sa.func.VEC_FROM_TEXT(sa.literal(vector_text(vector), sa.Text))
-        return getattr(sa.func, DISTANCE_FUNCTIONS[metric])(col, q, type_=sa.Float)
+    def vector_type(self, dimensions: int) -> TypeEngine[Any]:
+        return TiDBVector(dimensions)
 
-    def exact_statement(self, spec: TableSpec, request: SearchRequest) -> sa.Select[Any]:
-        """Exact top-k: the WHERE clause (always present) keeps TiDB off the approximate index."""
-        table = spec.sa_table
-        col = table.c[request.column]
-        pk = table.c[spec.primary_key]
-        dist = self.distance_expr(col, request.metric, request.vector)
-        conds = [col.is_not(None), *self._range(dist, request)]
-        if request.where is not None:
-            conds.append(request.where)
-        names = self._names(spec, request)
-        return (
-            sa.select(*[table.c[n] for n in names], pk.label("_lookalike_pk"), dist.label("_distance"))
-            .where(*conds)
-            .order_by(sa.literal_column("_distance"), pk)
-            .limit(request.limit)
-        )
+    def query_expr(self, spec: TableSpec, request: SearchRequest) -> Any:
+        return sa.func.VEC_FROM_TEXT(sa.literal(vector_text(request.vector), sa.Text))
 
-    def ann_statement(self, spec: TableSpec, request: SearchRequest, pool: int) -> sa.Select[Any]:
-        """Top-``pool`` candidates from the index (no WHERE inside), then filtered and ranked."""
-        table = spec.sa_table
-        col = table.c[request.column]
-        pk = table.c[spec.primary_key]
-        dist = self.distance_expr(col, request.metric, request.vector)
-        cand = (
-            sa.select(pk.label("_lookalike_pk"), dist.label("_distance"))
-            .order_by(sa.literal_column("_distance"))
-            .limit(pool)
-            .subquery("cand")
-        )
-        conds = [cand.c._distance.is_not(None), *self._range(cand.c._distance, request)]
-        if request.where is not None:
-            conds.append(request.where)
-        names = self._names(spec, request)
-        return (
-            sa.select(*[table.c[n] for n in names], cand.c._lookalike_pk, cand.c._distance)
-            .select_from(table.join(cand, pk == cand.c._lookalike_pk))
-            .where(*conds)
-            .order_by(cand.c._distance, cand.c._lookalike_pk)
-            .limit(request.limit)
-        )
+    def distance_expr(self, col: Any, metric: str, query: Any) -> Any:
+        return getattr(sa.func, DISTANCE_FUNCTIONS[metric])(col, query, type_=sa.Float)
 
     def count_statement(self, spec: TableSpec, request: SearchRequest) -> sa.Select[Any]:
         """(rows matching the filter, rows with a vector) in one scan."""
@@ -443,19 +400,15 @@ class TiDBEngine(ServerEngine):
         )
         return sa.select(hit, sa.func.count()).select_from(table).where(col.is_not(None))
 
-    def _count_matches(
-        self, conn: Connection, spec: TableSpec, request: SearchRequest
-    ) -> tuple[float, float]:
+    def count_matches(self, conn: Connection, spec: TableSpec, request: SearchRequest) -> tuple[float, float]:
         matches, total = (int(v or 0) for v in conn.execute(self.count_statement(spec, request)).one())
         return matches, total
 
-    def _exact_search(self, conn: Connection, spec: TableSpec, request: SearchRequest) -> Rows:
-        stmt = self.exact_statement(spec, request)
-        return self._rows(conn.execute(stmt), self._names(spec, request), request.metric)
-
-    def _ann_search(self, conn: Connection, spec: TableSpec, request: SearchRequest, scan: IndexScan) -> Rows:
+    def index_search(
+        self, conn: Connection, spec: TableSpec, request: SearchRequest, scan: IndexScan
+    ) -> Rows:
         # TiDB's index serves no query with a WHERE clause: candidates are always filtered afterwards
-        stmt = self.ann_statement(spec, request, scan.pool)
+        stmt = self.post_filter_statement(spec, request, scan)
         return self._rows(conn.execute(stmt), self._names(spec, request), request.metric)
 
     def json_contains(self, column: Any, value: Any) -> Any:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from lookalike.images.refs import is_image_ref, is_url, looks_like_path
+from lookalike.images.info import SourceInfo, source_info
+from lookalike.images.refs import ImageSourceError, is_image_ref, is_url, looks_like_path
 
 if TYPE_CHECKING:
     from lookalike.images.decode import (
@@ -62,6 +63,8 @@ __all__ = [
     "DEFAULT_MAX_PIXELS",
     "HttpFetcher",
     "ImageSource",
+    "ImageSourceError",
+    "SourceInfo",
     "check_url_allowed",
     "decode_image",
     "default_fetcher",
@@ -75,4 +78,5 @@ __all__ = [
     "read_source",
     "set_max_pixels",
     "sniff_format",
+    "source_info",
 ]

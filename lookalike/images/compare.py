@@ -184,8 +184,11 @@ def _coarse_bank(ratio: float) -> tuple[list[Region], np.ndarray, np.ndarray]:
                 if r is not None and r not in regions:
                     regions.append(r)
     half, small = _GRID // 2, PRINT_SIZE // 2
-    ry = np.stack([_box_weights(y0, fy, half, small) for _, y0, _, fy in regions]) if regions else None
-    rx = np.stack([_box_weights(x0, fx, half, small) for x0, _, fx, _ in regions]) if regions else None
+    if not regions:  # no crop fits this ratio: empty weight stacks, and callers skip it
+        empty = np.zeros((0, half, small), dtype=np.float32)
+        return regions, empty, empty
+    ry = np.stack([_box_weights(y0, fy, half, small) for _, y0, _, fy in regions])
+    rx = np.stack([_box_weights(x0, fx, half, small) for x0, _, fx, _ in regions])
     return regions, ry, rx
 
 

@@ -27,9 +27,9 @@ from urllib.request import url2pathname
 import numpy as np
 from PIL import Image, ImageFile
 
-from lookalike.errors import ImageInputError, LookalikeError, MissingDependencyError, describe_item
+from lookalike.errors import LookalikeError, MissingDependencyError, describe_item
 from lookalike.images.fetch import HttpFetcher, default_fetcher, sniff_html
-from lookalike.images.refs import is_url
+from lookalike.images.refs import ImageSourceError, is_url
 from lookalike.paths import from_text
 
 __all__ = [
@@ -113,10 +113,10 @@ def read_source(ref: Any, *, fetcher: HttpFetcher | None = None) -> ImageSource:
         return _read_string(ref, fetcher)
     if hasattr(ref, "read"):
         return _read_file_object(ref)
-    raise ImageInputError(
-        f"{describe_item(ref)}: not an image input (expected a path, URL, bytes, file object, "
+    raise ImageSourceError(
+        "not an image input (expected a path, URL, bytes, file object, "
         f"PIL image or numpy array; got {type(ref).__name__})",
-        item=describe_item(ref),
+        subject=describe_item(ref),
     )
 
 
@@ -130,12 +130,12 @@ def _read_string(ref: str, fetcher: HttpFetcher | None) -> ImageSource:
     if scheme and scheme.group(1).lower() == "file":
         parts = urlsplit(ref)
         if parts.netloc not in ("", "localhost"):
-            raise ImageInputError(f"{name}: file URI names a remote host {parts.netloc!r}", item=name)
+            raise ImageSourceError(f"file URI names a remote host {parts.netloc!r}", subject=name)
         return ImageSource(name=name, data=_read_path(Path(url2pathname(parts.path)), name))
     if scheme:
-        raise ImageInputError(f"{name}: unsupported URL scheme {scheme.group(1)!r}", item=name)
+        raise ImageSourceError(f"unsupported URL scheme {scheme.group(1)!r}", subject=name)
     if not ref.strip():
-        raise ImageInputError(f"{name!r}: empty string is not an image path or URL", item=name)
+        raise ImageSourceError("empty string is not an image path or URL", subject=repr(name), item=name)
     # a folder index stores names that are not UTF-8 in an escaped text form (lookalike.paths)
     unescaped = from_text(ref)
     if unescaped != ref and not os.path.lexists(ref):
@@ -146,18 +146,18 @@ def _read_string(ref: str, fetcher: HttpFetcher | None) -> ImageSource:
 def _read_data_uri(ref: str, name: str) -> bytes:
     header, comma, payload = ref.partition(",")
     if not comma:
-        raise ImageInputError(f"{name}: malformed data URI (no comma)", item=name)
+        raise ImageSourceError("malformed data URI (no comma)", subject=name)
     params = [p.strip().lower() for p in header[5:].split(";")]
     media_type = params[0]
     if media_type and not media_type.startswith("image/") and media_type != "application/octet-stream":
-        raise ImageInputError(f"{name}: data URI holds {media_type}, not an image", item=name)
+        raise ImageSourceError(f"data URI holds {media_type}, not an image", subject=name)
     if "base64" in params[1:]:
         text = "".join(unquote_to_bytes(payload).decode("ascii", "replace").split())
         try:
             # browsers accept missing padding; so do we
             return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
         except (binascii.Error, ValueError) as exc:
-            raise ImageInputError(f"{name}: invalid base64 in data URI", item=name) from exc
+            raise ImageSourceError("invalid base64 in data URI", subject=name) from exc
     return unquote_to_bytes(payload)
 
 
@@ -165,21 +165,21 @@ def _read_path(path: Path, name: str) -> bytes:
     try:
         info = path.stat()
         if stat.S_ISDIR(info.st_mode):
-            raise ImageInputError(f"{name}: is a directory, not an image file", item=name)
+            raise ImageSourceError("is a directory, not an image file", subject=name)
         if not stat.S_ISREG(info.st_mode):
             # opening a FIFO would block until a writer shows up: refuse before open()
-            raise ImageInputError(f"{name}: not a regular file (a FIFO, socket or device)", item=name)
+            raise ImageSourceError("not a regular file (a FIFO, socket or device)", subject=name)
         with path.open("rb") as handle:
             return handle.read()
     except (FileNotFoundError, NotADirectoryError) as exc:
-        raise ImageInputError(f"{name}: no such file", item=name) from exc
+        raise ImageSourceError("no such file", subject=name) from exc
     except IsADirectoryError as exc:
-        raise ImageInputError(f"{name}: is a directory, not an image file", item=name) from exc
+        raise ImageSourceError("is a directory, not an image file", subject=name) from exc
     except PermissionError as exc:
-        raise ImageInputError(f"{name}: permission denied", item=name) from exc
+        raise ImageSourceError("permission denied", subject=name) from exc
     except (OSError, ValueError) as exc:  # EIO, ENAMETOOLONG, embedded NUL...
         reason = getattr(exc, "strerror", None) or str(exc)
-        raise ImageInputError(f"{name}: cannot read file: {reason}", item=name) from exc
+        raise ImageSourceError(f"cannot read file: {reason}", subject=name) from exc
 
 
 def _read_file_object(handle: Any) -> ImageSource:
@@ -188,11 +188,11 @@ def _read_file_object(handle: Any) -> ImageSource:
     try:
         data = handle.read()
     except (OSError, ValueError) as exc:  # ValueError: read of a closed file
-        raise ImageInputError(f"{name}: cannot read file object: {exc}", item=name) from exc
+        raise ImageSourceError(f"cannot read file object: {exc}", subject=name) from exc
     if isinstance(data, str):
-        raise ImageInputError(f"{name}: file opened in text mode; open images with 'rb'", item=name)
+        raise ImageSourceError("file opened in text mode; open images with 'rb'", subject=name)
     if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise ImageInputError(f"{name}: read() returned {type(data).__name__}, not bytes", item=name)
+        raise ImageSourceError(f"read() returned {type(data).__name__}, not bytes", subject=name)
     return ImageSource(name=name, data=bytes(data))
 
 
@@ -203,19 +203,19 @@ def _array_to_image(array: np.ndarray, name: str) -> Image.Image:
         a = a[:, :, 0]
     if a.ndim == 3 and a.shape[2] not in (3, 4):
         hint = "; it looks channels-first, transpose it to (H, W, C)" if a.shape[0] in (1, 3, 4) else ""
-        raise ImageInputError(f"{name}: expected shape (H, W), (H, W, 3) or (H, W, 4){hint}", item=name)
+        raise ImageSourceError(f"expected shape (H, W), (H, W, 3) or (H, W, 4){hint}", subject=name)
     if a.ndim not in (2, 3) or a.size == 0:
-        raise ImageInputError(f"{name}: expected shape (H, W), (H, W, 3) or (H, W, 4)", item=name)
+        raise ImageSourceError("expected shape (H, W), (H, W, 3) or (H, W, 4)", subject=name)
     if a.dtype == np.bool_:
         a = a.astype(np.uint8) * 255
     elif a.dtype == np.uint16:
         a = ((a.astype(np.uint32) + 128) // 257).astype(np.uint8)
     elif np.issubdtype(a.dtype, np.floating):
         if not np.isfinite(a).all() or a.min() < 0 or a.max() > 1:
-            raise ImageInputError(f"{name}: float pictures must hold values in [0, 1]", item=name)
+            raise ImageSourceError("float pictures must hold values in [0, 1]", subject=name)
         a = np.rint(a * 255).astype(np.uint8)
     elif a.dtype != np.uint8:
-        raise ImageInputError(f"{name}: unsupported pixel type {a.dtype} (use uint8)", item=name)
+        raise ImageSourceError(f"unsupported pixel type {a.dtype} (use uint8)", subject=name)
     return Image.fromarray(np.ascontiguousarray(a))
 
 
@@ -308,13 +308,9 @@ def _open(data: bytes, fmt: str, name: str) -> Image.Image:
         try:
             importlib.import_module(_PLUGINS[fmt])
         except ImportError as exc:
-            raise ImageInputError(
-                f"{name}: {fmt} image, but this Pillow cannot decode {fmt}", item=name
-            ) from exc
+            raise ImageSourceError(f"{fmt} image, but this Pillow cannot decode {fmt}", subject=name) from exc
     if fmt not in Image.OPEN:
-        raise ImageInputError(
-            f"{name}: {fmt} image, but this Pillow was built without {fmt} support", item=name
-        )
+        raise ImageSourceError(f"{fmt} image, but this Pillow was built without {fmt} support", subject=name)
     factory, _accept = Image.OPEN[fmt]
     return factory(io.BytesIO(data), "")
 
@@ -329,10 +325,10 @@ def _header_size(data: bytes, fmt: str) -> tuple[int, int] | None:
 def _check_pixels(size: tuple[int, int], limit: int, name: str) -> None:
     width, height = size
     if width * height > limit:
-        raise ImageInputError(
-            f"{name}: image is {width}×{height} ({width * height / 1e6:.0f} MP), over the limit of "
+        raise ImageSourceError(
+            f"image is {width}×{height} ({width * height / 1e6:.0f} MP), over the limit of "
             f"{limit / 1e6:g} MP (pass max_pixels= or call lookalike.images.set_max_pixels)",
-            item=name,
+            subject=name,
         )
 
 
@@ -340,12 +336,12 @@ def image_size(data: bytes, *, name: str = "image") -> tuple[str, tuple[int, int
     """The format and the stored ``(width, height)`` of encoded image bytes, read from the header only.
 
     Nothing is decoded, so a caller can refuse a picture by its pixel count before paying for it
-    (the server does this for query images). Raises :class:`ImageInputError` for bytes that are not
+    (the server does this for query images). Raises :class:`ImageSourceError` for bytes that are not
     a decodable image or whose header cannot be read.
     """
     fmt = sniff_format(data)
     if fmt == "unknown" or fmt.startswith("!"):
-        raise ImageInputError(f"{name}: not a recognised image format", item=name)
+        raise ImageSourceError("not a recognised image format", subject=name)
     header = _header_size(data, fmt)
     if header is not None:
         return fmt, (int(header[0]), int(header[1]))
@@ -353,7 +349,8 @@ def image_size(data: bytes, *, name: str = "image") -> tuple[str, tuple[int, int
     def opened() -> Image.Image:
         return _open(data, fmt, name)  # lazy: Pillow reads the header, not the pixels
 
-    return fmt, tuple(_guarded(name, fmt, opened).size)  # type: ignore[return-value]
+    width, height = _guarded(name, fmt, opened).size
+    return fmt, (int(width), int(height))
 
 
 _ORIENTATION = {
@@ -406,13 +403,13 @@ def decode_image(
         )
     data = source.data or b""
     if not data:
-        raise ImageInputError(f"{name}: empty (0 bytes), not an image", item=name)
+        raise ImageSourceError("empty (0 bytes), not an image", subject=name)
     fmt = sniff_format(data)
     if fmt.startswith("!"):
-        raise ImageInputError(f"{name}: unsupported format ({fmt[1:]}), not an image", item=name)
+        raise ImageSourceError(f"unsupported format ({fmt[1:]}), not an image", subject=name)
     if fmt == "unknown":
         # Name the format, never the content: the bytes may be any file an indexed path now points to.
-        raise ImageInputError(f"{name}: not a recognised image format", item=name)
+        raise ImageSourceError("not a recognised image format", subject=name)
     header = _header_size(data, fmt)
     if header is not None:
         _check_pixels(header, limit, name)
@@ -500,22 +497,22 @@ def _transpose_box(
 
 
 def _guarded(name: str, fmt: str, work: Callable[[], Image.Image]) -> Image.Image:
-    """Run ``work``, translating Pillow's many ways of failing into one ImageInputError."""
+    """Run ``work``, translating Pillow's many ways of failing into one :class:`ImageSourceError`."""
     try:
         return work()
     except LookalikeError:
         raise
     except Image.DecompressionBombError as exc:
-        raise ImageInputError(f"{name}: image too large to decode safely: {exc}", item=name) from exc
+        raise ImageSourceError(f"image too large to decode safely: {exc}", subject=name) from exc
     except (OSError, EOFError) as exc:
         text = _without_bytes(str(exc))
         reason = "truncated image data" if "truncat" in text.lower() else f"corrupt image data ({text})"
-        raise ImageInputError(f"{name}: {fmt} file could not be decoded: {reason}", item=name) from exc
+        raise ImageSourceError(f"{fmt} file could not be decoded: {reason}", subject=name) from exc
     except MemoryError as exc:
-        raise ImageInputError(f"{name}: not enough memory to decode this image", item=name) from exc
+        raise ImageSourceError("not enough memory to decode this image", subject=name) from exc
     except Exception as exc:  # SyntaxError, struct.error, ValueError...: Pillow's ways of saying "corrupt"
         reason = _without_bytes(f"{type(exc).__name__}: {exc}")
-        raise ImageInputError(f"{name}: {fmt} file could not be decoded: {reason}", item=name) from exc
+        raise ImageSourceError(f"{fmt} file could not be decoded: {reason}", subject=name) from exc
 
 
 # b'...' or b"..." as repr() writes bytes; Pillow quotes file bytes this way (chunk ids, markers).
@@ -541,7 +538,7 @@ def _to_rgb(im: Image.Image, name: str) -> Image.Image:
     try:
         return im.convert("RGB")
     except ValueError as exc:  # e.g. LAB, which Pillow cannot convert without a colour profile
-        raise ImageInputError(f"{name}: cannot convert {mode} image to RGB", item=name) from exc
+        raise ImageSourceError(f"cannot convert {mode} image to RGB", subject=name) from exc
 
 
 def _scale_to_uint8(a: np.ndarray, mode: str) -> np.ndarray:

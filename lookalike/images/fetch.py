@@ -22,8 +22,15 @@ from urllib.parse import urljoin, urlsplit
 import httpcore
 import httpx
 
-from lookalike.errors import ConfigurationError, ImageInputError, describe_item
-from lookalike.images.guard import Resolver, check_url_allowed, is_public_address, resolve_host
+from lookalike.errors import ConfigurationError, describe_item
+from lookalike.images.guard import (
+    AddressRefused,
+    Resolver,
+    check_url_allowed,
+    is_public_address,
+    resolve_host,
+)
+from lookalike.images.refs import ImageSourceError
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -70,10 +77,6 @@ def _is_unknown_host(exc: BaseException) -> bool:
             return current.errno in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME))
         current = current.__cause__ or current.__context__
     return False
-
-
-class AddressRefused(ImageInputError):
-    """A connection was not opened because the host resolved to a private or local address."""
 
 
 class GuardedNetwork(httpcore.NetworkBackend):
@@ -165,7 +168,7 @@ class _PinnedTransport(httpx.HTTPTransport):
 class _Retry(Exception):
     """A failure worth another attempt; ``error`` is what to raise when attempts run out."""
 
-    def __init__(self, error: ImageInputError, retry_after: float | None = None) -> None:
+    def __init__(self, error: ImageSourceError, retry_after: float | None = None) -> None:
         super().__init__(str(error))
         self.error = error
         self.retry_after = retry_after
@@ -263,7 +266,7 @@ class HttpFetcher:
         self._client.close()
 
     def fetch(self, url: str) -> bytes:
-        """The body of ``url``; raises :class:`ImageInputError` naming the URL on any failure."""
+        """The body of ``url``; raises :class:`ImageSourceError` naming the URL on any failure."""
         if self._client.is_closed:
             raise ConfigurationError("this HttpFetcher is closed")
         attempt = 0
@@ -275,10 +278,8 @@ class HttpFetcher:
                     raise retry.error from retry.__cause__
                 if retry.retry_after is not None:
                     if retry.retry_after > self.max_retry_after:
-                        raise ImageInputError(
-                            f"{retry.error.message} (server asked to retry after {retry.retry_after:.0f} s)",
-                            item=retry.error.item,
-                        ) from retry.__cause__
+                        retry.error.add_remark(f"(server asked to retry after {retry.retry_after:.0f} s)")
+                        raise retry.error from retry.__cause__
                     delay = retry.retry_after
                 else:
                     # full jitter keeps many workers hitting one host from retrying in lockstep
@@ -290,17 +291,18 @@ class HttpFetcher:
         try:
             scheme = urlsplit(url).scheme.lower()
         except ValueError as exc:  # e.g. "Invalid IPv6 URL"
-            raise ImageInputError(f"{original}: malformed URL {url!r}: {exc}", item=original) from exc
+            raise ImageSourceError(f"malformed URL {url!r}: {exc}", subject=original) from exc
         if scheme not in ("http", "https"):
-            raise ImageInputError(
-                f"{original}: cannot follow a redirect to {scheme!r} URL {url}", item=original
-            )
+            raise ImageSourceError(f"cannot follow a redirect to {scheme!r} URL {url}", subject=original)
         if not self.allow_private:
             try:
                 check_url_allowed(url, resolve=self._resolve, allowed_hosts=self.allowed_hosts)
-            except ImageInputError as exc:
-                prefix = "" if first else f"{original}: redirect to "
-                raise ImageInputError(prefix + exc.message, item=original) from exc
+            except ImageSourceError as exc:
+                error_type = AddressRefused if isinstance(exc, AddressRefused) else ImageSourceError
+                if first:
+                    raise error_type(exc.detail, subject=exc.subject, item=original) from exc
+                # a redirect hop is named as part of the URL the caller gave
+                raise error_type(f"redirect to {url}: {exc.detail}", subject=original) from exc
 
     def _check_peer(self, response: httpx.Response, url: str, original: str) -> None:
         """Refuse a connection that landed on a private address: a second line behind
@@ -310,9 +312,7 @@ class HttpFetcher:
         stream: Any = response.extensions.get("network_stream")
         peer = stream.get_extra_info("server_addr") if stream is not None else None
         if peer and not is_public_address(str(peer[0])):
-            raise ImageInputError(
-                f"{original}: refused: connected to private address {peer[0]}", item=original
-            )
+            raise AddressRefused(f"refused: connected to private address {peer[0]}", subject=original)
 
     def _fetch_once(self, start: str) -> bytes:
         original = describe_item(start)  # long URLs are shortened in messages
@@ -329,70 +329,67 @@ class HttpFetcher:
                         try:
                             url = urljoin(url, response.headers["location"])
                         except ValueError as exc:
-                            raise ImageInputError(f"{original}: malformed redirect", item=original) from exc
+                            raise ImageSourceError("malformed redirect", subject=original) from exc
                         if url in seen:
-                            raise ImageInputError(f"{original}: redirect loop (back to {url})", item=original)
+                            raise ImageSourceError(f"redirect loop (back to {url})", subject=original)
                         seen.add(url)
                         continue
                     return self._read_body(response, original, started)
             except AddressRefused as exc:
-                prefix = f"{original}: " if url == start else f"{original}: redirect to {url}: "
-                raise ImageInputError(prefix + exc.message, item=original) from exc
+                if exc.subject is not None:
+                    raise  # the peer check's: it names the URL already
+                # GuardedNetwork's refusal names the host only: name the URL the caller gave
+                detail = exc.detail if url == start else f"redirect to {url}: {exc.detail}"
+                raise AddressRefused(detail, subject=original) from exc
             except httpx.ConnectError as exc:
                 if _is_unknown_host(exc):  # a dead domain stays dead: don't retry
                     host = urlsplit(url).hostname
-                    raise ImageInputError(f"{original}: cannot resolve host {host!r}", item=original) from exc
-                raise _Retry(ImageInputError(f"{original}: connection failed: {exc}", item=original)) from exc
+                    raise ImageSourceError(f"cannot resolve host {host!r}", subject=original) from exc
+                raise _Retry(ImageSourceError(f"connection failed: {exc}", subject=original)) from exc
             except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
                 kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "connection failed"
                 detail = f": {exc}" if str(exc) else ""
-                raise _Retry(ImageInputError(f"{original}: {kind}{detail}", item=original)) from exc
+                raise _Retry(ImageSourceError(f"{kind}{detail}", subject=original)) from exc
             except (httpx.HTTPError, httpx.InvalidURL) as exc:  # bad URL, too many headers, decoding...
-                raise ImageInputError(f"{original}: download failed: {exc}", item=original) from exc
-        raise ImageInputError(
-            f"{original}: too many redirects (more than {self.max_redirects})", item=original
-        )
+                raise ImageSourceError(f"download failed: {exc}", subject=original) from exc
+        raise ImageSourceError(f"too many redirects (more than {self.max_redirects})", subject=original)
 
     def _read_body(self, response: httpx.Response, original: str, started: float) -> bytes:
         status = response.status_code
         if status >= 400 or status < 200 or status == 204:
-            error = ImageInputError(
-                f"{original}: server answered {status} {response.reason_phrase}".rstrip(), item=original
+            error = ImageSourceError(
+                f"server answered {status} {response.reason_phrase}".rstrip(), subject=original
             )
             if status in _RETRY_STATUSES:
                 raise _Retry(error, _parse_retry_after(response.headers.get("retry-after")))
             raise error
         content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type.startswith(_NOT_IMAGE_TYPES):
-            raise ImageInputError(f"{original}: served as {content_type}: not an image", item=original)
+            raise ImageSourceError(f"served as {content_type}: not an image", subject=original)
         length = response.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > self.max_bytes:
-            raise ImageInputError(
-                f"{original}: too large ({_megabytes(int(length))}; "
-                f"the limit is {_megabytes(self.max_bytes)})",
-                item=original,
+            raise ImageSourceError(
+                f"too large ({_megabytes(int(length))}; the limit is {_megabytes(self.max_bytes)})",
+                subject=original,
             )
         chunks: list[bytes] = []
         total = 0
         for chunk in response.iter_bytes():
             total += len(chunk)
             if total > self.max_bytes:
-                raise ImageInputError(
-                    f"{original}: too large (over the {_megabytes(self.max_bytes)} limit)", item=original
+                raise ImageSourceError(
+                    f"too large (over the {_megabytes(self.max_bytes)} limit)", subject=original
                 )
             if time.monotonic() - started > self.deadline:
                 raise _Retry(
-                    ImageInputError(
-                        f"{original}: download took longer than {self.deadline:g} s", item=original
-                    )
+                    ImageSourceError(f"download took longer than {self.deadline:g} s", subject=original)
                 )
             chunks.append(chunk)
         body = b"".join(chunks)
         if sniff_html(body):
-            raise ImageInputError(
-                f"{original}: served as {content_type or 'no content type'} but the body is an HTML page, "
-                "not an image",
-                item=original,
+            raise ImageSourceError(
+                f"served as {content_type or 'no content type'} but the body is an HTML page, not an image",
+                subject=original,
             )
         return body
 

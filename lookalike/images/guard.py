@@ -14,9 +14,9 @@ import socket
 from collections.abc import Callable, Collection
 from urllib.parse import urlsplit
 
-from lookalike.errors import ImageInputError
+from lookalike.images.refs import ImageSourceError
 
-__all__ = ["Resolver", "check_url_allowed", "is_public_address", "resolve_host"]
+__all__ = ["AddressRefused", "Resolver", "check_url_allowed", "is_public_address", "resolve_host"]
 
 Resolver = Callable[[str, int], list[str]]
 """Turns ``(host, port)`` into the IP address strings it resolves to."""
@@ -26,6 +26,10 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 # 100.64.0.0/10 (carrier-grade NAT) is shared address space, not globally routable, and Python's
 # is_private does not cover it in every version: refuse it explicitly.
 _EXTRA_BLOCKED = (ipaddress.ip_network("100.64.0.0/10"),)
+
+
+class AddressRefused(ImageSourceError):
+    """The guard refused a URL (or a connection) because its host is a private or local address."""
 
 
 def resolve_host(host: str, port: int) -> list[str]:
@@ -66,35 +70,35 @@ def check_url_allowed(
     resolve: Resolver | None = None,
     allowed_hosts: Collection[str] = (),
 ) -> None:
-    """Raise :class:`ImageInputError` unless ``url`` is http(s) and its host is public.
+    """Raise :class:`ImageSourceError` unless ``url`` is http(s) and its host is public.
 
-    ``resolve`` replaces the system resolver (tests use it to stand in for DNS). Hosts named in
+    A private or local host raises :class:`AddressRefused`. ``resolve`` replaces the system resolver (tests use it to stand in for DNS). Hosts named in
     ``allowed_hosts`` (exact, case-insensitive) skip the address check: an explicit opt-in for a trusted
     internal image server. Everything else must resolve only to public addresses.
     """
     parts = urlsplit(url)
     if parts.scheme.lower() not in ("http", "https"):
-        raise ImageInputError(f"{url}: only http and https URLs can be fetched", item=url)
+        raise ImageSourceError("only http and https URLs can be fetched", subject=url)
     host = parts.hostname
     if not host:
-        raise ImageInputError(f"{url}: URL has no host", item=url)
+        raise ImageSourceError("URL has no host", subject=url)
     if host.lower() in {h.lower() for h in allowed_hosts}:
         return
     try:
         port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
     except ValueError as exc:
-        raise ImageInputError(f"{url}: bad port in URL", item=url) from exc
+        raise ImageSourceError("bad port in URL", subject=url) from exc
     try:
         addresses = [str(ipaddress.ip_address(host))]  # a literal address is judged as written
     except ValueError:
         try:
             addresses = (resolve or resolve_host)(host, port)
         except (OSError, UnicodeError) as exc:
-            raise ImageInputError(f"{url}: cannot resolve host {host!r}", item=url) from exc
+            raise ImageSourceError(f"cannot resolve host {host!r}", subject=url) from exc
     if not addresses:
-        raise ImageInputError(f"{url}: host {host!r} resolves to no address", item=url)
+        raise ImageSourceError(f"host {host!r} resolves to no address", subject=url)
     blocked = [a for a in addresses if not is_public_address(a)]
     if blocked:
-        raise ImageInputError(
-            f"{url}: refused: host {host!r} is a private or local address ({', '.join(blocked)})", item=url
+        raise AddressRefused(
+            f"refused: host {host!r} is a private or local address ({', '.join(blocked)})", subject=url
         )

@@ -1,10 +1,15 @@
-"""Telling image references from text, without touching the network or decoding anything."""
+"""Telling image references from text, without touching the network or decoding anything; and the
+error about one such reference."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 from typing import Any
+
+from lookalike.errors import ImageInputError
+
+__all__ = ["IMAGE_SUFFIXES", "URL_PREFIXES", "ImageSourceError", "is_image_ref", "is_url", "looks_like_path"]
 
 IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".jpe", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".heic", ".heif", ".avif"}
@@ -63,3 +68,27 @@ def is_image_ref(value: Any) -> bool:
         # a 2-D/3-D uint8 array is a picture; a 1-D float array is a vector, handled elsewhere
         return len(shape) in (2, 3) and str(dtype) == "uint8"
     return False
+
+
+class ImageSourceError(ImageInputError):
+    """An :class:`~lookalike.errors.ImageInputError` about one named input (a path, a URL, a file object).
+
+    ``subject`` names the input as the text shows it; ``detail`` says what is wrong with it, without the
+    name. Standing alone the text is ``"photo.jpg: no such file"``; in bulk work, where ``index`` is set,
+    the context names the item already: ``"item 3 (photo.jpg): no such file"``. A caller that shows the
+    input itself (a folder report listing paths) shows ``detail`` and ``remarks``, never parsing the text.
+    ``item`` defaults to the subject.
+    """
+
+    def __init__(
+        self, detail: str = "", *, subject: str | None = None, item: Any = None, index: int | None = None
+    ) -> None:
+        super().__init__(detail, item=item if item is not None else subject, index=index)
+        self.subject = subject
+
+    def context(self) -> str:
+        """The subject when standing alone, else the usual ``item N (…)`` context."""
+        where = super().context()
+        if self.subject is None or self.index is not None:
+            return where
+        return f"{self.subject}, {where}" if where else self.subject

@@ -143,8 +143,8 @@ class BodyLimit:
             budget -= len(message.get("body", b""))
             if not message.get("more_body", False):
                 break
-        message = f"upload too large: the limit is {_human(self.limit)}"
-        await send_json_error(send, 413, "too_large", message, headers={"Connection": "close"})
+        text = f"upload too large: the limit is {_human(self.limit)}"
+        await send_json_error(send, 413, "too_large", text, headers={"Connection": "close"})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope.get("method") not in self.methods:

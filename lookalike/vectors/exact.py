@@ -3,12 +3,16 @@
 :class:`VectorMatrix` keeps ``ids`` (sorted row ids) and their vectors in one C-contiguous array with
 spare capacity, plus the squared norms that cosine and L2 need, so a query is one BLAS mat-vec plus an
 ``argpartition``. Rows are appended, replaced and removed in place, so the matrix follows writes
-without a reload.
+without a reload. It implements :class:`lookalike.vectors.base.VectorIndex` for every metric.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+__all__ = ["METRICS", "VectorMatrix"]
+
+METRICS = ("cosine", "l2", "inner_product", "l1")
 
 _L1_CHUNK = 16_384  # rows per block for L1, which needs an (n, d) temporary
 _ARGMIN_K = 32  # up to this k, top-k is k argmin passes instead of an argpartition
@@ -17,7 +21,10 @@ _BOUND_SLACK = 1e-5  # relative widening of a distance range in the float32 pass
 
 
 class VectorMatrix:
-    """Row ids and their vectors, kept sorted by id."""
+    """Row ids and their vectors, kept sorted by id: an exact :class:`VectorIndex`."""
+
+    metrics: tuple[str, ...] = METRICS
+    supports_prefilter: bool = True  # candidate ids select rows exactly: a filter costs no recall
 
     def __init__(self, dimensions: int) -> None:
         self.dimensions = dimensions
@@ -38,6 +45,17 @@ class VectorMatrix:
     @property
     def data(self) -> np.ndarray:
         return self._data[: self._n]
+
+    @property
+    def memory_bytes(self) -> int:
+        """Bytes held, spare capacity and the cached inverse norms included."""
+        inv = self.__dict__.get("_inv")
+        extra = 0 if inv is None else inv.nbytes
+        return int(self._ids.nbytes + self._data.nbytes + self._sq.nbytes + extra)
+
+    def snapshot(self) -> tuple[np.ndarray, np.ndarray]:
+        """A copy of (ids, vectors): the matrix itself keeps changing under later writes."""
+        return self.ids.copy(), self.data.copy()
 
     def replace_all(self, ids: np.ndarray, data: np.ndarray) -> None:
         """Load everything at once (ids must be sorted ascending).
