@@ -111,17 +111,10 @@ def _call(fn: Callable[[], T], hint: Callable[[Exception], str] | None = None) -
     except LookalikeError as exc:
         if _state["debug"]:
             raise
-        message = _cli_message(str(exc)) + (hint(exc) if hint is not None else "")
+        message = str(exc) + (hint(exc) if hint is not None else "")
         if isinstance(exc, SETUP_ERRORS):
             _fail(message, EXIT_SETUP)
         _fail(message, EXIT_USAGE if isinstance(exc, ConfigurationError) else EXIT_FAILED)
-
-
-def _cli_message(message: str) -> str:
-    """Library advice in command-line terms (a flag rather than a Python call)."""
-    return message.replace(
-        "(pass max_pixels= or call lookalike.images.set_max_pixels)", "(raise it with --max-pixels N)"
-    )
 
 
 def _set_max_pixels(value: str | None) -> None:
@@ -188,8 +181,12 @@ def _main(
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
 ) -> None:
     """Find images that look alike — by image or by words — and find duplicates."""
+    from lookalike.images import set_pixel_limit_advice
+
     if debug:
         _state["debug"] = True
+    # the library's errors then give its advice in command-line terms (a flag, not a Python call)
+    set_pixel_limit_advice("raise it with --max-pixels N")
 
 
 # ---------------------------------------------------------------------- index
@@ -461,7 +458,7 @@ def _print_index_summary(report: IndexReport) -> None:
     if report.failures:
         print(f"failures ({report.failed}):", file=sys.stderr)
         for f in report.failures[:20]:
-            print(f"  {f.path}: {_cli_message(f.error)}", file=sys.stderr)
+            print(f"  {f.path}: {f.error}", file=sys.stderr)
         if report.failed > 20:
             print(f"  … and {report.failed - 20} more (use --errors FILE)", file=sys.stderr)
 
@@ -655,7 +652,7 @@ def info(db: str = DbOption, as_json: bool = JsonOption) -> None:
             col: {
                 "dimensions": vec.dimensions,
                 "metric": vec.distance_metric,
-                "model": _model_name(vec.embed_fn),
+                "model": vec.embed_fn.full_name if vec.embed_fn is not None else None,
             }
             for col, vec in tbl.spec.vectors.items()
         }
@@ -674,14 +671,6 @@ def info(db: str = DbOption, as_json: bool = JsonOption) -> None:
         print(f"  {t['name']}: {t['rows']} rows")
         for col, v in t["vectors"].items():
             print(f"    {col}: {v['dimensions']}-d {v['metric']}, model {v['model'] or '(none)'}")
-
-
-def _model_name(embed: Any) -> str | None:
-    if embed is None:
-        return None
-    provider = getattr(embed, "provider", "python")
-    name = str(embed.model_name)
-    return f"{provider}/{name}" if provider != "python" else name
 
 
 @models_app.command("list")

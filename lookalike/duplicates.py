@@ -412,7 +412,7 @@ def find_duplicates(
 def _checked_threshold(threshold: float | None, embed: Any) -> float:
     """The threshold given, or the model's default; a finite cosine distance in [0, 2]."""
     if threshold is None:
-        threshold = default_threshold(getattr(embed, "model_name", None) and _full_name(embed))
+        threshold = default_threshold(embed.full_name if embed is not None else None)
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not math.isfinite(threshold):
         raise ConfigurationError(f"threshold must be a finite number, got {threshold!r}")
     if threshold < 0 or threshold > 2:
@@ -714,14 +714,6 @@ def _ranked(
         cands.append((i, _Candidate(ids[i], i, pixels, int(nbytes) if nbytes else None, row.get("added_at"))))
     rule = KEEPER_POLICIES[policy]
     return [i for i, _ in sorted(cands, key=lambda ic: rule(ic[1]))]
-
-
-def _full_name(embed: Any) -> str:
-    provider = getattr(embed, "provider", None)
-    name = str(embed.model_name)
-    if provider and provider != "python" and not name.startswith(f"{provider}/"):
-        return f"{provider}/{name}"
-    return name
 
 
 def _attr(obj: Any, name: str) -> Any:

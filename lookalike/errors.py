@@ -186,7 +186,15 @@ class EmbeddingError(LookalikeError):
 
 
 class ModelNotFoundError(EmbeddingError):
-    """Unknown model name, or model files missing or corrupt."""
+    """Unknown model name, or model files missing or corrupt.
+
+    ``precision`` is set when what is missing is the export for one precision (``"int8"``: the model
+    has no quantised files), so a caller can fall back to another precision without reading the text.
+    """
+
+    def __init__(self, message: str = "", *, precision: str | None = None, **context: Any) -> None:
+        super().__init__(message, **context)
+        self.precision = precision
 
 
 class ProviderError(EmbeddingError):

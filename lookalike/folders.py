@@ -241,9 +241,9 @@ def open_folder_table(
     with tbl.database.connection(write=False) as conn:
         vectors = conn.execute(sa.select(sa.func.count()).select_from(t).where(t.c.vec.is_not(None))).scalar()
     if vectors:
-        held = _model_label(stored) if stored is not None else "another model"
+        held = stored.full_name if stored is not None else "another model"
         raise ConfigurationError(
-            f"table {table!r} holds {vectors} vectors of {held}, and vectors of {_model_label(wanted)} "
+            f"table {table!r} holds {vectors} vectors of {held}, and vectors of {wanted.full_name} "
             f"can't be compared with them: index into another table (--table NAME) or database "
             "(--db FILE), or leave the model out to keep using the table's"
         )
@@ -266,7 +266,7 @@ def _ready(embed: BaseEmbeddingFunction, precision: str | None) -> BaseEmbedding
                 int8.ensure_ready("image")
                 return int8
             except ModelNotFoundError as exc:
-                if "_quantized" not in str(exc):  # anything but "no int8 export" is a real problem
+                if exc.precision != "int8":  # anything but "no int8 export" is a real problem
                     raise
         precision = None
     embed = _at_precision(embed, precision)
@@ -276,7 +276,7 @@ def _ready(embed: BaseEmbeddingFunction, precision: str | None) -> BaseEmbedding
 
 def _at_precision(embed: BaseEmbeddingFunction, precision: str | None) -> BaseEmbeddingFunction:
     """``embed`` running at ``precision`` when it is a local model with another one (else itself)."""
-    if precision is None or getattr(embed, "provider", None) != "local":
+    if precision is None or embed.provider != "local":
         return embed
     if getattr(embed, "precision", precision) == precision:
         return embed
@@ -285,12 +285,6 @@ def _at_precision(embed: BaseEmbeddingFunction, precision: str | None) -> BaseEm
     config = dict(embed.config())
     config["options"] = {**(config.get("options") or {}), "precision": precision}
     return build_from_config(config)
-
-
-def _model_label(embed: BaseEmbeddingFunction) -> str:
-    provider = getattr(embed, "provider", "python")
-    name = str(embed.model_name)
-    return f"{provider}/{name}" if provider != "python" else name
 
 
 # ---------------------------------------------------------------------- remembered failures

@@ -201,8 +201,8 @@ class Ingest:
 
     def default_chunk_size(self) -> int:
         """Rows per chunk: remote providers want enough items to keep all their request slots busy."""
-        wanted = [getattr(v.embed_fn, "preferred_chunk_size", 0) for v in self.spec.vectors.values()]
-        return max([DEFAULT_CHUNK_SIZE, *[w for w in wanted if isinstance(w, int)]])
+        wanted = [v.embed_fn.preferred_chunk_size for v in self.spec.vectors.values() if v.embed_fn]
+        return max([DEFAULT_CHUNK_SIZE, *wanted])
 
     def replace(
         self,
@@ -252,7 +252,11 @@ class Ingest:
             try:
                 errors, side = self.fill_vectors(rows, on_error, base_index, progress)
             except LookalikeError as exc:
-                raise BulkInsertError(exc, index=base_index if exc.index is None else exc.index) from exc
+                if exc.index is None:
+                    # about the whole call, not one item (a rejected key, a missing model, a provider
+                    # that is down): naming an item would blame the wrong one; nothing was written
+                    raise
+                raise BulkInsertError(exc, index=exc.index) from exc
             failed += [FailedItem(base_index + j, describe_item(items[j]), exc) for j, exc in errors.items()]
             rows = [(j, row) for j, row in rows if j not in errors]
             # computed vectors against the column (an embedder without declared dimensions could

@@ -12,18 +12,12 @@ import contextvars
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from lookalike.engines.base import Engine
 from lookalike.errors import ConfigurationError, LookalikeError
 
-__all__ = ["Database", "database_errors"]
-
-
-def database_errors(engine: Engine) -> tuple[type[BaseException], ...]:
-    """The exceptions ``engine`` translates: SQLAlchemy's and the driver's that can escape it."""
-    return (sa.exc.SQLAlchemyError, *engine.driver_errors)
+__all__ = ["Database"]
 
 
 class Database:
@@ -68,7 +62,7 @@ class Database:
             yield outer
             return
         engine = self.engine
-        errors = database_errors(engine)
+        errors = engine.caught_errors
         with engine.sa_engine.connect() as conn:
             conn = conn.execution_options(lookalike_write=True)
             token = self._session.set(conn)
@@ -102,7 +96,7 @@ class Database:
                 yield conn
             except LookalikeError:
                 raise
-            except database_errors(engine) as exc:
+            except engine.caught_errors as exc:
                 raise engine.translate_error(exc) from exc
             return
         with engine.begin(write=write) as conn:

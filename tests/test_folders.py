@@ -6,11 +6,12 @@ import os
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
 import lookalike
-from lookalike import ConfigurationError
+from lookalike import AuthenticationError, ConfigurationError
 from lookalike.folders import folder_schema, index_paths, scan_paths
 from tests.toy_embedder import COLOURS, ToyEmbedder
 
@@ -176,3 +177,28 @@ def test_folder_schema_columns() -> None:
         "vec",
     ]
     assert model.__table__.c.path.unique
+
+
+class _KeyRejected(ToyEmbedder):
+    """A model whose provider turns the key down once indexing starts (after the table exists)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reject = False
+
+    def embed_images(self, images: list, *, purpose: str) -> np.ndarray:
+        if self.reject:
+            raise AuthenticationError("the API key was rejected (HTTP 401)")
+        return super().embed_images(images, purpose=purpose)
+
+
+def test_a_setup_error_mid_run_stops_with_one_message(client: lookalike.Client, photos: Path) -> None:
+    """A rejected key fails every file alike: the run stops with that error, files aren't blamed."""
+    model = _KeyRejected()
+    index_paths(client, [photos / "trip"], model=model)
+    model.reject = True
+    with pytest.raises(AuthenticationError, match="API key was rejected") as caught:
+        index_paths(client, [photos], model=model, chunk_size=4)
+    assert not isinstance(caught.value, lookalike.BulkInsertError)
+    failures = client.query("SELECT count(*) AS n FROM _lookalike_failures").scalar()
+    assert failures == 0  # nothing is remembered as a bad file

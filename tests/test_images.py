@@ -33,6 +33,7 @@ from lookalike.images import (
     load_image,
     read_source,
     set_max_pixels,
+    set_pixel_limit_advice,
 )
 from lookalike.images.guard import AddressRefused
 from tests.helpers import http_server as server_helpers
@@ -382,7 +383,16 @@ def test_decompression_bomb_is_refused_by_its_header(make):
 
 def test_pixel_cap_is_configurable_per_call_and_per_process(jpeg: bytes):
     assert get_max_pixels() == DEFAULT_MAX_PIXELS == 100_000_000
-    raises_for(jpeg, "96×64", "over the limit", max_pixels=1000)
+    error = raises_for(jpeg, "96×64", "over the limit", max_pixels=1000)
+    # the advice is a remark the program can word in its own terms; the detail stays the same
+    assert error.remarks == ["(pass max_pixels= or call lookalike.images.set_max_pixels)"]
+    assert error.detail == "image is 96×64 (0 MP), over the limit of 0.001 MP"
+    set_pixel_limit_advice("raise it with --max-pixels N")
+    try:
+        worded = raises_for(jpeg, "over the limit", max_pixels=1000)
+        assert str(worded).endswith("over the limit of 0.001 MP (raise it with --max-pixels N)")
+    finally:
+        set_pixel_limit_advice(None)
     set_max_pixels(1000)
     try:
         raises_for(jpeg, "over the limit of 0.001 MP")

@@ -17,6 +17,7 @@ import pytest
 
 import lookalike
 from lookalike import (
+    AuthenticationError,
     BulkInsertError,
     FailedItem,
     Field,
@@ -261,3 +262,25 @@ def test_copy_checks_the_vectors_it_writes(sqlite_client: lookalike.Client, tmp_
         assert dst_client.open_table("copied_again").rows() == 2  # the batches before it landed
     finally:
         dst_client.close()
+
+
+class _RejectedKey(ToyEmbedder):
+    """An embedder whose provider turns the API key down: no single item is at fault."""
+
+    def embed_images(self, images: list, *, purpose: str) -> np.ndarray:
+        raise AuthenticationError("the API key was rejected (HTTP 401)")
+
+
+@pytest.mark.parametrize("on_error", ["raise", "skip"])
+def test_an_error_about_the_whole_call_is_not_blamed_on_an_item(
+    sqlite_client: lookalike.Client, colour_images: dict[str, Path], on_error: str
+) -> None:
+    """A rejected key stops bulk work with that error as it is (no ``item 0`` in a BulkInsertError),
+    even with ``on_error="skip"``, and nothing of the chunk is written."""
+    table = _images(sqlite_client, _RejectedKey())
+    items = [{"uri": str(p)} for p in colour_images.values()]
+    with pytest.raises(AuthenticationError) as caught:
+        table.bulk_insert(items, on_error=on_error)  # type: ignore[arg-type]
+    assert not isinstance(caught.value, BulkInsertError)
+    assert caught.value.index is None and str(caught.value) == "the API key was rejected (HTTP 401)"
+    assert table.rows() == 0

@@ -430,3 +430,21 @@ def test_bad_options() -> None:
         LocalOnnxEmbedding(str(TINY_CLIP), dimensions=512)
     with pytest.raises(ConfigurationError, match="api_key"):
         LocalOnnxEmbedding(str(TINY_CLIP), api_key="secret")
+
+
+def test_a_missing_int8_export_says_so_in_a_field(tmp_path: Path) -> None:
+    """The error for an absent int8 export carries ``precision="int8"``: callers that fall back to fp32
+    (``precision="auto"``) read the field, never the message."""
+    from lookalike.embeddings.model_files import ModelFiles, resolve_model
+
+    folder = tmp_path / "clip-fp32-only"
+    shutil.copytree(TINY_CLIP, folder, ignore=shutil.ignore_patterns("*_quantized.onnx"))
+    files = ModelFiles(resolve_model(str(folder)))
+    with pytest.raises(ModelNotFoundError, match="no int8") as caught:
+        files.fetch("vision", "int8")
+    assert caught.value.precision == "int8"
+    assert files.fetch("vision", "fp32")["onnx"] is not None
+    (folder / "onnx" / "vision_model.onnx").unlink()
+    with pytest.raises(ModelNotFoundError) as missing:
+        ModelFiles(resolve_model(str(folder))).fetch("vision", "fp32")  # new: found files are remembered
+    assert missing.value.precision == "fp32"

@@ -194,6 +194,21 @@ class BaseEmbeddingFunction:
     prepare_workers: int = 4
     """Threads used by :meth:`prepare_image` (fetch + decode) in bulk work."""
 
+    @property
+    def full_name(self) -> str:
+        """``"provider/model"`` as a user would pass it to ``EmbeddingFunction`` (a user's own class:
+        just its model name)."""
+        name = str(self.model_name)
+        if self.provider == "python" or name.startswith(f"{self.provider}/"):
+            return name
+        return f"{self.provider}/{name}"
+
+    @property
+    def preferred_chunk_size(self) -> int:
+        """Items per ``embed_sources`` call this embedder works best with (0: no preference; remote
+        providers ask for enough to keep every concurrent request busy)."""
+        return 0
+
     # defaults for subclasses that set up without calling __init__
     _model_name: str = ""
     _dimensions: int | None = None

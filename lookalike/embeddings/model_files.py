@@ -358,7 +358,13 @@ class ModelFiles:
         """Every file one tower needs, by name (required ones are never ``None``)."""
         required = (*TEXT_FILES,) if tower == "text" else (*VISION_FILES,)
         optional = TEXT_EXTRA_FILES if tower == "text" else VISION_EXTRA_FILES
-        found: dict[str, Path | None] = {"onnx": self.get(onnx_filename(tower, precision))}
+        try:
+            found: dict[str, Path | None] = {"onnx": self.get(onnx_filename(tower, precision))}
+        except ModelNotFoundError as exc:
+            # absent, not cached while offline, not downloadable: the export of this precision can't
+            # be had, and a caller may fall back to another (folders' precision="auto" does)
+            exc.precision = precision
+            raise
         found.update({n: self.get(n) for n in required})
         found.update({n: self.get(n, required=False) for n in optional})
         return found

@@ -117,8 +117,8 @@ class Engine(ABC):
     # ------------------------------------------------------------------ construction
     @classmethod
     @abstractmethod
-    def from_url(cls, url: str, **kwargs: Any) -> Engine:
-        """Open the engine for ``url``."""
+    def from_url(cls, url: str | None, **kwargs: Any) -> Engine:
+        """Open the engine for ``url`` (``None``: the engine's default, e.g. ``./lookalike.db``)."""
 
     def close(self) -> None:
         """Release connections."""

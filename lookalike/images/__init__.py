@@ -23,6 +23,7 @@ if TYPE_CHECKING:
         load_image,
         read_source,
         set_max_pixels,
+        set_pixel_limit_advice,
         sniff_format,
     )
     from lookalike.images.fetch import DEFAULT_MAX_BYTES, HttpFetcher, default_fetcher
@@ -38,6 +39,7 @@ _LAZY = {
     "load_image": "decode",
     "read_source": "decode",
     "set_max_pixels": "decode",
+    "set_pixel_limit_advice": "decode",
     "sniff_format": "decode",
     "DEFAULT_MAX_BYTES": "fetch",
     "HttpFetcher": "fetch",
@@ -77,6 +79,7 @@ __all__ = [
     "looks_like_path",
     "read_source",
     "set_max_pixels",
+    "set_pixel_limit_advice",
     "sniff_format",
     "source_info",
 ]

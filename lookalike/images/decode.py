@@ -43,6 +43,7 @@ __all__ = [
     "load_image",
     "read_source",
     "set_max_pixels",
+    "set_pixel_limit_advice",
     "sniff_format",
 ]
 
@@ -58,6 +59,17 @@ def set_max_pixels(max_pixels: int | None) -> None:
     if max_pixels is not None and max_pixels <= 0:
         raise ValueError("max_pixels must be a positive number of pixels")
     _max_pixels = DEFAULT_MAX_PIXELS if max_pixels is None else int(max_pixels)
+
+
+_PIXEL_ADVICE = "pass max_pixels= or call lookalike.images.set_max_pixels"
+_pixel_advice = _PIXEL_ADVICE
+
+
+def set_pixel_limit_advice(advice: str | None) -> None:
+    """How the "over the pixel limit" error tells the user to raise the limit, in the terms of the
+    program they run (the CLI says ``raise it with --max-pixels N``); ``None``: the library's words."""
+    global _pixel_advice
+    _pixel_advice = _PIXEL_ADVICE if advice is None else advice
 
 
 def get_max_pixels() -> int:
@@ -325,11 +337,12 @@ def _header_size(data: bytes, fmt: str) -> tuple[int, int] | None:
 def _check_pixels(size: tuple[int, int], limit: int, name: str) -> None:
     width, height = size
     if width * height > limit:
-        raise ImageSourceError(
-            f"image is {width}×{height} ({width * height / 1e6:.0f} MP), over the limit of "
-            f"{limit / 1e6:g} MP (pass max_pixels= or call lookalike.images.set_max_pixels)",
+        err = ImageSourceError(
+            f"image is {width}×{height} ({width * height / 1e6:.0f} MP), over the limit of {limit / 1e6:g} MP",
             subject=name,
         )
+        err.add_remark(f"({_pixel_advice})")
+        raise err
 
 
 def image_size(data: bytes, *, name: str = "image") -> tuple[str, tuple[int, int]]:
