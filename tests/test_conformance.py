@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 from sqlmodel import JSON
 
 import lookalike
@@ -106,12 +107,17 @@ def filled(
 def test_table_lifecycle(
     client: lookalike.Client, engine_url: str, toy: ToyEmbedder, colour_images: dict[str, Path]
 ) -> None:
+    before = client.list_tables()
     t = items_table(client, toy)
-    assert client.has_table("conf_items") and "conf_items" in client.list_tables()
-    assert not any(n.startswith("_lookalike") for n in client.list_tables())
+    assert client.has_table("conf_items")
+    tables = client.list_tables()
+    assert isinstance(tables, list) and sorted(tables) == sorted([*before, "conf_items"])
+    assert not any(n.startswith("_lookalike") for n in tables)
     with pytest.raises(SchemaError, match="already exists"):
         items_table_raise(client, toy)
     t.bulk_insert([{"image_uri": str(p)} for p in colour_images.values()])
+    skipped = client.create_table(schema=t.table_model, if_exists="skip")  # the existing table, kept
+    assert skipped.name == "conf_items" and skipped.rows() == len(colour_images)
 
     # a new client rebuilds the columns and the embedder from the database
     other = lookalike.connect(engine_url)
@@ -131,7 +137,7 @@ def test_table_lifecycle(
     with pytest.raises(TableNotFoundError):
         client.drop_table("conf_items")
     client.drop_table("conf_items", if_not_exists="skip")
-    with pytest.raises(TableNotFoundError):
+    with pytest.raises(TableNotFoundError, match="conf_items"):
         client.open_table("conf_items")
 
 
@@ -155,22 +161,30 @@ def test_crud(client: lookalike.Client) -> None:
     np.testing.assert_array_equal(np.asarray(got.vec, dtype=np.float32), [1, 0, 0])
     assert t.get(10_000) is None
 
-    t.save({"id": a["id"], "label": "a2"})  # existing: update
+    saved = t.save({"id": a["id"], "label": "a2"})  # existing: update
+    assert saved["id"] == a["id"]
     t.save({"id": 500, "cat": 9, "label": "new", "vec": [0, 0, 1]})  # missing: insert with that id
     assert t.get(a["id"]).label == "a2" and t.get(500).cat == 9
     c = t.insert({"cat": 3, "vec": [1, 1, 1]})  # auto id after an explicit one must not collide
     assert c["id"] not in (a["id"], b["id"], 500)
+    fresh = t.save({"cat": 4, "label": "fresh", "vec": [1, 1, 0]})  # no id: insert with a new one
+    assert fresh["id"] not in (a["id"], b["id"], c["id"], 500) and t.get(fresh["id"]).label == "fresh"
 
     assert t.update({"cat": 7}, {"label": {"$in": ["a2", "b"]}}) == 2
     assert [r["id"] for r in t.query({"cat": 7}, order_by="id")] == [a["id"], b["id"]]
-    assert [r["id"] for r in t.query(order_by="-id", limit=2)] == [c["id"], 500]
+    assert t.query({"cat": 7}, order_by="-id").to_list()[0]["id"] == b["id"]
+    assert [r["id"] for r in t.query(order_by="-id", limit=3)] == [fresh["id"], c["id"], 500]
     assert [r["id"] for r in t.query(order_by="id", limit=1, offset=1)] == [b["id"]]
-    assert t.rows() == 4
-    assert t.delete({"cat": 9}) == 1 and t.rows() == 3
+    # several keys, as tuples or "-name": cat 3, 4, 7 (b before a), 9
+    by_cat = t.query(order_by=[("cat", "asc"), "-id"], limit=3, offset=1)
+    assert [r["id"] for r in by_cat] == [fresh["id"], b["id"], a["id"]]
+    assert t.rows() == 5
+    assert t.delete({"cat": 9}) == 1 and t.rows() == 4
     cols = {c["name"]: c for c in t.columns()}
     assert cols["id"]["primary_key"] and cols["vec"]["vector"] and not cols["cat"]["vector"]
     t.truncate()
     assert t.rows() == 0
+    assert t.search([1, 0, 0]).to_list() == []  # no vectors left behind for search either
 
 
 def test_bulk_insert_ids_and_vectors_round_trip(client: lookalike.Client) -> None:
@@ -193,18 +207,23 @@ def test_bulk_insert_ids_and_vectors_round_trip(client: lookalike.Client) -> Non
 
 def test_bulk_insert_refuses_bad_vectors(client: lookalike.Client) -> None:
     t = vector_table(client, dims=4)
-    for bad, match in (
-        ([1.0, 2.0], "expected 4"),
-        ([float("nan")] * 4, "NaN"),
+    bad_vectors: list[tuple[object, str]] = [
+        ([1.0, 2.0], "has 2 dimensions, expected 4"),
+        ([float("nan")] * 4, "NaN or Inf"),
         ([float("inf")] * 4, "NaN or Inf"),
-    ):
+        ("abc", "not a list of numbers"),
+    ]
+    for bad, match in bad_vectors:
         with pytest.raises(VectorError, match=match):
             t.insert({"vec": bad})
         with pytest.raises((BulkInsertError, VectorError), match="item 1"):
-            t.bulk_insert([{"vec": np.ones(4)}, {"vec": bad}])
-        with pytest.raises(VectorError):
+            t.bulk_insert([{"vec": np.ones(4)}, {"vec": bad}, {"vec": np.ones(4)}])
+        with pytest.raises(VectorError, match=match):
             t.search(vector=bad).to_list()
-    assert t.rows() == 0
+        # a bare string is a text query, and this table has no embedder
+        with pytest.raises(ConfigurationError if isinstance(bad, str) else VectorError):
+            t.search(bad).to_list()
+    assert t.rows() == 0  # nothing written, not even the good items around a bad one
 
 
 def test_dimensions_above_the_engine_limit(client: lookalike.Client) -> None:
@@ -223,23 +242,28 @@ def test_dimensions_above_the_engine_limit(client: lookalike.Client) -> None:
 # ---------------------------------------------------------------------- search
 
 
-@pytest.mark.parametrize("metric", METRICS)
+@pytest.mark.parametrize("metric", [*METRICS, "COSINE", "NEGATIVE_INNER_PRODUCT"])  # and two aliases
 def test_search_matches_brute_force(client: lookalike.Client, metric: str) -> None:
     t, data, ids = filled(client)
+    key = lookalike.schema.normalize_metric(metric)
     rng = np.random.default_rng(11)
+    idx = np.arange(len(data))
+    cats = idx % 10
     for _ in range(3):
         q = rng.standard_normal(data.shape[1]).astype(np.float32)
-        ref = distances(data, q, metric)
+        ref = distances(data, q, key)
         got = t.search(q).distance_metric(metric).limit(15).to_list()
         assert_hits(got, ids, ref, None, 15)
         expected_score = {"cosine": 1 - got[0]["_distance"], "inner_product": -got[0]["_distance"]}.get(
-            metric, 1 / (1 + got[0]["_distance"])
+            key, 1 / (1 + got[0]["_distance"])
         )
         assert got[0]["_score"] == pytest.approx(expected_score)
-        # filtered search: exact over the matching rows
-        cats = np.arange(len(data)) % 10
+        # filtered search: exact over the matching rows, always `limit` rows when that many match
         got = t.search(q).distance_metric(metric).filter({"cat": {"$in": [2, 5]}}).limit(10).to_list()
         assert_hits(got, ids, ref, np.isin(cats, [2, 5]), 10)
+        both = {"cat": 3, "meta.size.w": {"$gte": 100}}  # a column and a JSON path together
+        got = t.search(q).distance_metric(metric).filter(both).limit(10).to_list()
+        assert_hits(got, ids, ref, (cats == 3) & (idx % 5 != 0) & (idx >= 100), 10)
 
 
 @pytest.mark.parametrize("metric", METRICS)
@@ -300,10 +324,25 @@ def test_thresholds_and_ranges(client: lookalike.Client) -> None:
         )
         got = t.search(q).distance_metric(metric).distance_threshold(float(hi)).limit(5).to_list()
         assert_hits(got, ids, ref, ref <= hi, 5)
-    # 0 is a real threshold: only the identical vector
-    t.insert({"vec": data[17], "label": "twin"})
+    # 0 is a real threshold: only the identical vector (ties by id)
+    twin = t.insert({"vec": data[17], "label": "twin"})
     exact = t.search(q).distance_metric("l2").distance_threshold(0).limit(10).to_list()
-    assert sorted(r["id"] for r in exact)[0] == ids[17] and len(exact) == 2
+    assert [r["id"] for r in exact] == [ids[17], twin["id"]]
+
+
+def test_thresholds_and_ranges_on_plain_vectors(client: lookalike.Client) -> None:
+    """The default metric (cosine) on vectors whose distances are exact: 0, 1 - 1/sqrt(2), 1."""
+    t = vector_table(client, dims=2, name="conf_plain")
+    rows = t.bulk_insert([{"vec": [1.0, 0.0]}, {"vec": [1.0, 0.0]}, {"vec": [0.0, 1.0]}, {"vec": [1.0, 1.0]}])
+    ids = [r["id"] for r in rows]
+    exact = t.search([2.0, 0.0]).distance_threshold(0).to_list()
+    assert [r["id"] for r in exact] == ids[:2]  # 0 is a valid threshold; a scaled query is distance 0
+    mid = t.search([1.0, 0.0]).distance_range(0.1, 0.5).to_list()
+    assert [r["id"] for r in mid] == [ids[3]]
+    everything = t.search([1.0, 0.0]).distance_threshold(0).distance_threshold(None).limit(4).to_list()
+    assert [r["id"] for r in everything] == [ids[0], ids[1], ids[3], ids[2]]  # None clears it
+    with pytest.raises(ConfigurationError):
+        t.search([1.0, 0.0]).distance_range(0.5, 0.1)
 
 
 def test_filters_on_columns_and_json_paths(client: lookalike.Client) -> None:
@@ -342,8 +381,39 @@ def test_filters_on_columns_and_json_paths(client: lookalike.Client) -> None:
     assert t.query({"label": "x' OR '1'='1"}).to_list() == []
 
 
+def test_filter_edge_values(client: lookalike.Client) -> None:
+    """Filters where the values themselves are awkward: SQL wildcards and quotes, a JSON key that is
+    missing from one document and a document that is NULL; and filters given as SQL text or SQLAlchemy."""
+    t = vector_table(client, dims=2, name="conf_filters")
+    rows = t.bulk_insert(
+        [
+            {"cat": 1, "label": "apple pie", "meta": {"tags": ["a", "b"], "size": {"w": 10}}, "vec": [1, 0]},
+            {"cat": 2, "label": "banana", "meta": {"tags": ["b"], "size": {"w": 20}}, "vec": [1, 1]},
+            {"cat": 3, "label": "cherry 100%", "meta": {"size": {"w": 30}}, "vec": [0, 1]},
+            {"cat": 4, "label": None, "meta": None, "vec": [1, 2]},
+        ]
+    )
+    one, two, three, four = (r["id"] for r in rows)
+
+    def ids(f: object) -> list[int]:
+        return [r["id"] for r in t.query(f, order_by="id")]
+
+    assert ids({"$or": [{"cat": 1}, {"label": "banana"}]}) == [one, two]
+    assert ids({"$and": [{"cat": {"$gte": 2}}, {"$not": {"cat": 3}}]}) == [two, four]
+    assert ids({"label": {"$like": "%an%"}}) == [two]
+    assert ids({"label": {"$contains": "100%"}}) == [three]  # % is a literal here
+    assert ids({"label": {"$contains": "y 1%"}}) == []  # and not a wildcard
+    assert ids({"meta.tags": {"$contains": "b"}}) == [one, two]
+    assert ids({"meta.tags": {"$exists": True}}) == [one, two]  # absent in row 3's document, row 4 NULL
+    assert ids("cat >= 3") == [three, four]
+    assert ids(t.spec.sa_table.c.cat == 2) == [two]
+    # SQL text inside a dict value is a value, never SQL
+    assert ids({"label": {"$in": ["banana'); DROP TABLE conf_filters; --"]}}) == []
+    assert t.rows() == 4  # and the injection attempts dropped nothing
+
+
 def test_auto_embedding_text_and_image_queries(
-    client: lookalike.Client, toy: ToyEmbedder, colour_images: dict[str, Path]
+    client: lookalike.Client, toy: ToyEmbedder, colour_images: dict[str, Path], tmp_path: Path
 ) -> None:
     t = items_table(client, toy)
     t.bulk_insert([{"image_uri": str(p)} for p in colour_images.values()] + [{"image_uri": None}])
@@ -357,6 +427,24 @@ def test_auto_embedding_text_and_image_queries(
     hit = t.search("purple").limit(2).to_list()
     assert green["id"] in {h["id"] for h in hit} and hit[0]["_distance"] == pytest.approx(0, abs=1e-5)
 
+    # only missing vectors are computed: a given one is kept as it is, a blank source gets none
+    rng = np.random.default_rng()  # fresh pixels: never in the embedding cache the database holds
+    fresh = [tmp_path / "fresh-a.png", tmp_path / "fresh-b.png"]
+    for path in fresh:
+        Image.fromarray(rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)).save(path)
+    given = np.zeros(16, dtype=np.float32)
+    given[0] = 1
+    before = toy.calls["images"]
+    rows = t.bulk_insert(
+        [{"image_uri": str(fresh[0])}, {"image_uri": str(fresh[1]), "image_vec": given}, {"image_uri": "   "}]
+    )
+    assert toy.calls["images"] == before + 1
+    np.testing.assert_array_equal(rows[1]["image_vec"], given)
+    np.testing.assert_array_equal(np.asarray(t.get(rows[1]["id"]).image_vec, dtype=np.float32), given)
+    assert t.get(rows[2]["id"]).image_vec is None
+    top = t.search(fresh[0]).limit(1).to_list()[0]
+    assert top["id"] == rows[0]["id"] and top["_distance"] == pytest.approx(0, abs=1e-5)
+
 
 def test_two_vector_fields(
     client: lookalike.Client, toy: ToyEmbedder, colour_images: dict[str, Path]
@@ -367,20 +455,27 @@ def test_two_vector_fields(
         uri: str = Field()
         caption: str = Field()
         img_vec: list[float] | None = toy.VectorField(source_field="uri", source_type="image")
+        txt_vec: list[float] | None = toy.VectorField(source_field="caption", source_type="text")
         extra: list[float] | None = VectorField(dimensions=3)
 
     t = client.create_table(schema=Two, if_exists="overwrite")
     t.bulk_insert(
         [
-            {"uri": str(p), "caption": name, "extra": [i, 1, 0]}
+            {"uri": str(p), "caption": f"a {name} thing", "extra": [i, 1, 0]}
             for i, (name, p) in enumerate(colour_images.items())
         ]
     )
     with pytest.raises(SchemaError, match="several vector columns"):
         t.search("red").to_list()
-    assert t.search("yellow").vector_column("img_vec").limit(1).to_list()[0]["caption"] == "yellow"
+    assert t.search("yellow").vector_column("img_vec").limit(1).to_list()[0]["caption"] == "a yellow thing"
+    img = t.search(str(colour_images["blue"])).vector_column("img_vec").limit(1).to_list()
+    assert img[0]["uri"] == str(colour_images["blue"])
+    txt = t.search(text="a green thing").vector_column("txt_vec").limit(1).to_list()
+    assert txt[0]["caption"] == "a green thing"
     got = t.search(vector=[3, 1, 0]).vector_column("extra").distance_metric("l2").limit(1).to_list()
-    assert got[0]["caption"] == list(colour_images)[3]
+    assert got[0]["caption"] == f"a {list(colour_images)[3]} thing"
+    with pytest.raises(SchemaError, match="not a vector column"):
+        t.search("red").vector_column("uri")
 
 
 def test_select_and_result_shapes(client: lookalike.Client) -> None:
@@ -395,9 +490,11 @@ def test_select_and_result_shapes(client: lookalike.Client) -> None:
 def test_sessions_commit_and_roll_back(client: lookalike.Client) -> None:
     t = vector_table(client, dims=2)
     with client.session():
-        t.insert({"cat": 1, "vec": [1, 0]})
+        first = t.insert({"cat": 1, "vec": [1, 0]})
         t.bulk_insert([{"cat": 2, "vec": [0, 1]} for _ in range(40)])
         assert t.rows() == 41  # the session sees its own writes
+        assert [r["id"] for r in t.query({"cat": 1})] == [first["id"]]  # Table.query honours it
+        assert t.search([1, 0]).limit(1).to_list()[0]["id"] == first["id"]
         assert t.search([0, 1]).limit(3).to_list()[0]["cat"] == 2
     assert t.rows() == 41
     with pytest.raises(RuntimeError), client.session():
@@ -407,6 +504,12 @@ def test_sessions_commit_and_roll_back(client: lookalike.Client) -> None:
         raise RuntimeError("boom")
     assert t.rows() == 41 and t.query({"cat": 3}).to_list() == [] and len(t.query({"cat": 1}).to_list()) == 1
     assert t.search([1, 1]).filter({"cat": 3}).to_list() == []
+    hits = t.search([1, 1]).limit(100).to_list()  # no phantom rows from the rolled-back writes
+    assert len(hits) == 41 and {h["cat"] for h in hits} == {1, 2}
+    # a write after the rollback (SQLite hands out the rolled-back ids again) is what search finds
+    later = t.insert({"cat": 4, "vec": [-1, -1]})
+    hit = t.search([-1, -1]).limit(1).to_list()[0]
+    assert (hit["id"], hit["cat"]) == (later["id"], 4) and hit["_distance"] == pytest.approx(0, abs=1e-6)
 
 
 def test_vector_index_keeps_results_exact_enough(client: lookalike.Client) -> None:
