@@ -293,7 +293,13 @@ class Table:
         skip_existing: bool = True,
         **params: Any,
     ) -> None:
-        """Build an ANN index on a vector column (the embedded engine searches exactly: a no-op there)."""
+        """Build an ANN index on a vector column, for ``metric`` (default: the column's).
+
+        PostgreSQL and TiDB build HNSW. The embedded engine builds an IVF index (8-bit codes, exact
+        re-rank; the ``ann`` extra) in a file beside the database: at once on a table with rows, or,
+        on an empty one, at the first search once ``min_rows`` rows (default 20,000) hold a vector.
+        ``params``: ``nlist``, ``nprobe``, ``min_rows`` there; ``m``/``ef_construction`` on the others.
+        """
         vec = self.vector_field(column)
         metric = normalize_metric(metric or vec.distance_metric)
         with self._database.connection(write=True) as conn:

@@ -12,7 +12,10 @@ from PIL import Image
 import lookalike
 from tests.toy_embedder import COLOURS, ToyEmbedder
 
-ENGINES = ["sqlite", "postgres"]
+# "sqlite-ivf": the embedded engine with every vector column searched through its IVF index
+# (vector_index=always) and every filtered search through the index's candidate pool
+# (exact_search_max_rows=0), so the conformance suite holds the index to the exact engine's answers
+ENGINES = ["sqlite", "sqlite-ivf", "postgres"]
 if os.environ.get("LOOKALIKE_TIDB_URL"):  # a live TiDB (e.g. TiDB Cloud) joins the conformance suite
     ENGINES.append("tidb")
 
@@ -31,6 +34,8 @@ def engine_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A database URL for each engine: a fresh SQLite file, or the suite's PostgreSQL."""
     if request.param == "sqlite":
         return str(tmp_path / "test.db")
+    if request.param == "sqlite-ivf":
+        return f"sqlite:///{tmp_path / 'test.db'}?vector_index=always&exact_search_max_rows=0"
     if request.param == "tidb":
         return os.environ["LOOKALIKE_TIDB_URL"]
     url = _postgres_url()

@@ -12,19 +12,23 @@ kept in sync with every writer, including other processes on the same file:
 The file runs in WAL mode with a busy timeout, and writes take the write lock up front
 (``BEGIN IMMEDIATE``), so a second process writing while the first searches never surfaces
 "database is locked" under normal load. No SQLite extension is loaded: many Pythons can't.
+
+**The IVF index.** With ``vector_index="on"`` (the default) or ``"always"`` a column can also be
+searched through an IVF index (faiss, the ``ann`` extra) fed from the same change log: its catalogue,
+files, upkeep and the index side of search live in :mod:`lookalike.engines.sqlite_index`, and the
+reads of the change log that both share in :mod:`lookalike.engines.sqlite_log`.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from operator import itemgetter
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 import numpy as np
 import sqlalchemy as sa
@@ -33,20 +37,24 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.pool import StaticPool
 
 from lookalike.engines.base import Engine, SearchRequest
-from lookalike.errors import ConnectionFailedError, EngineError, LookalikeError
+from lookalike.engines.planner import IndexScan, PoolPolicy, Rows, planned_search
+from lookalike.engines.sqlite_index import IndexPlan, IVFCache, IVFIndexes
+from lookalike.engines.sqlite_log import CHANGES, STATE, ChangeLog, raw_cursor
+from lookalike.errors import ConfigurationError, ConnectionFailedError, EngineError, LookalikeError
 from lookalike.schema import TableSpec, VectorType
 from lookalike.vectors.base import VectorIndex
 from lookalike.vectors.exact import VectorMatrix
 
-CHANGES = "_lookalike_changes"
-STATE = "_lookalike_state"
+VECTOR_INDEX_MODES = ("off", "on", "always")
+DEFAULT_VECTOR_INDEX = "on"  # an index is built when asked for (create_vector_index, index=True)
+EXACT_SEARCH_MAX_ROWS = 20_000  # a filter matching at most this many rows is searched exactly
+_URL_OPTIONS = ("vector_index", "exact_search_max_rows")
+_READ_MATCHES_MAX = 20_000  # a filter matching at most this many rows reads just their vectors
 _PRUNE_EVERY = 64  # write transactions between checks of the change log's size
 _KEEP_CHANGES = 20_000  # log entries kept after a prune
 _PRUNE_AT = 100_000  # prune when the log holds more than this
-_FULL_RELOAD_TOUCHED = 50_000  # past this many changed rows, reloading everything is cheaper
 BUSY_TIMEOUT_S = 30.0
 MMAP_BYTES = 1 << 34  # reads of big tables go through the page cache without copies (SQLite caps it)
-_LOAD_BLOCK = 8192  # rows per fetch when loading a matrix: bounded extra memory
 _ROWID: sa.ColumnClause[int] = sa.literal_column("rowid", sa.Integer)
 
 
@@ -62,6 +70,25 @@ def sqlite_path(url: str | os.PathLike[str] | None) -> str:
             text = text[len(prefix) :]
             break
     return os.path.expanduser(text)
+
+
+def split_url_options(
+    url: str | os.PathLike[str] | None,
+) -> tuple[str | os.PathLike[str] | None, dict[str, str]]:
+    """``sqlite:///x.db?vector_index=on`` → (``sqlite:///x.db``, {"vector_index": "on"}).
+
+    Only ``sqlite://`` URLs carry options (a plain path may contain ``?``); an unknown option is
+    refused rather than taken as part of the file name."""
+    if url is None or not isinstance(url, str) or not url.startswith("sqlite") or "?" not in url:
+        return url, {}
+    base, query = url.split("?", 1)
+    options = dict(parse_qsl(query, keep_blank_values=True))
+    unknown = sorted(set(options) - set(_URL_OPTIONS))
+    if unknown:
+        raise ConfigurationError(
+            f"unknown SQLite URL option(s) {', '.join(unknown)}; known: {', '.join(_URL_OPTIONS)}"
+        )
+    return base, options
 
 
 @dataclass
@@ -81,15 +108,44 @@ class SQLiteEngine(Engine):
     max_dimensions = 65_536
     driver_errors = (sqlite3.Error,)  # the matrix loads through a raw cursor, past SQLAlchemy
 
-    def __init__(self, sa_engine: sa.Engine, path: str) -> None:
+    def __init__(
+        self,
+        sa_engine: sa.Engine,
+        path: str,
+        *,
+        vector_index: str = DEFAULT_VECTOR_INDEX,
+        exact_search_max_rows: int = EXACT_SEARCH_MAX_ROWS,
+    ) -> None:
         super().__init__(sa_engine)
+        if vector_index not in VECTOR_INDEX_MODES:
+            raise ConfigurationError(
+                f"vector_index must be one of {', '.join(VECTOR_INDEX_MODES)}, got {vector_index!r}"
+            )
         self.path = path
+        self.vector_index = vector_index
+        """"off": exact search only; "on": indexes that were asked for; "always": every vector column."""
+        self.exact_search_max_rows = int(exact_search_max_rows)
         self._caches: dict[tuple[str, str], _Cache] = {}
         self._caches_lock = threading.Lock()
         self._writes = 0
+        self.log = ChangeLog(self.quote)
+        """Reads of the change log and of stored vectors, shared with the IVF indexes."""
+        self.indexes = IVFIndexes(self)
+        """The IVF indexes of this database's vector columns (catalogue, files, upkeep)."""
 
     @classmethod
     def from_url(cls, url: str | os.PathLike[str] | None, **kwargs: Any) -> SQLiteEngine:
+        """Open the file; ``vector_index`` and ``exact_search_max_rows`` come from the URL's query
+        (``sqlite:///x.db?vector_index=on``) or keyword arguments, the rest go to SQLAlchemy."""
+        url, options = split_url_options(url)
+        options.update({k: kwargs.pop(k) for k in _URL_OPTIONS if k in kwargs})
+        try:
+            index_options: dict[str, Any] = {
+                "vector_index": str(options.get("vector_index", DEFAULT_VECTOR_INDEX)),
+                "exact_search_max_rows": int(options.get("exact_search_max_rows", EXACT_SEARCH_MAX_ROWS)),
+            }
+        except ValueError as exc:
+            raise ConfigurationError(f"exact_search_max_rows must be an integer: {exc}") from exc
         path = sqlite_path(url)
         if path == ":memory:":
             sa_engine = sa.create_engine(
@@ -132,7 +188,11 @@ class SQLiteEngine(Engine):
             write = conn.get_execution_options().get("lookalike_write", False)
             conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
-        engine = cls(sa_engine, path)
+        try:
+            engine = cls(sa_engine, path, **index_options)
+        except LookalikeError:
+            sa_engine.dispose()
+            raise
         try:
             with engine.begin(write=True) as conn:
                 engine.setup(conn)
@@ -216,6 +276,7 @@ class SQLiteEngine(Engine):
         )
         conn.exec_driver_sql(f"CREATE INDEX IF NOT EXISTS {CHANGES}_tbl ON {CHANGES}(tbl, seq)")
         conn.exec_driver_sql(f"CREATE TABLE IF NOT EXISTS {STATE} (key TEXT PRIMARY KEY, value INTEGER)")
+        self.indexes.setup(conn)
 
     def _log_reset(self, conn: Connection, table: str) -> None:
         conn.exec_driver_sql(f"INSERT INTO {CHANGES}(tbl, rid, op) VALUES (?, NULL, 'reset')", (table,))
@@ -251,6 +312,7 @@ class SQLiteEngine(Engine):
     def drop_table(self, conn: Connection, name: str) -> None:
         super().drop_table(conn, name)
         self._log_reset(conn, name)
+        self.indexes.forget_table(conn, name)
 
     def truncate(self, conn: Connection, spec: TableSpec) -> None:
         # one reset entry instead of a trigger firing per row
@@ -263,6 +325,7 @@ class SQLiteEngine(Engine):
         for _, sql in triggers:
             conn.exec_driver_sql(sql)
         self._log_reset(conn, spec.name)
+        self.indexes.reset_table(conn, spec)
 
     def after_write(self, conn: Connection) -> None:
         """Keep the change log short; readers that fell behind a prune reload fully."""
@@ -287,49 +350,10 @@ class SQLiteEngine(Engine):
             for key in list(self._caches):
                 if table is None or key[0] == table:
                     del self._caches[key]
+        self.indexes.drop(table)
 
     def notify_reset(self) -> None:
         self._drop_caches()
-
-    def _load_all(self, cur: Any, spec: TableSpec, column: str) -> tuple[np.ndarray, np.ndarray]:
-        """Every vector of the column, read in blocks straight into one preallocated matrix."""
-        dims = spec.vectors[column].dimensions
-        t, c = self.quote(spec.name), self.quote(column)
-        bound = int(cur.execute(f"SELECT count(*) FROM {t}").fetchone()[0])  # an upper bound, cheap
-        ids = np.empty(bound, dtype=np.int64)
-        data = np.empty((bound, dims), dtype=np.float32)
-        n = 0
-        cur.execute(f"SELECT rowid, {c} FROM {t} WHERE {c} IS NOT NULL ORDER BY rowid")
-        while rows := cur.fetchmany(_LOAD_BLOCK):
-            block_ids, block = self._rows_to_arrays(rows, dims, spec.name, column)
-            m = len(block_ids)
-            if n + m > len(ids):  # rows were added since the count (cannot happen in one snapshot)
-                ids = np.resize(ids, n + m)
-                data = np.resize(data, (n + m, dims))
-            ids[n : n + m] = block_ids
-            data[n : n + m] = block
-            n += m
-        return ids[:n], data[:n]
-
-    @staticmethod
-    def _rows_to_arrays(rows: list[Any], dims: int, table: str, column: str) -> tuple[np.ndarray, np.ndarray]:
-        ids = np.fromiter(map(itemgetter(0), rows), dtype=np.int64, count=len(rows))
-        blob = b"".join(map(itemgetter(1), rows))
-        if len(blob) != len(rows) * dims * 4:
-            # some row holds a vector of another size (written outside lookalike): skip those rows
-            good = [r for r in rows if isinstance(r[1], bytes) and len(r[1]) == dims * 4]
-            bad = len(rows) - len(good)
-            if bad:
-                import warnings
-
-                warnings.warn(
-                    f"{table}.{column}: {bad} stored vectors are not {dims}-dimensional float32 and are ignored",
-                    stacklevel=3,
-                )
-            ids = np.fromiter(map(itemgetter(0), good), dtype=np.int64, count=len(good))
-            blob = b"".join(map(itemgetter(1), good))
-        data = np.frombuffer(blob, dtype="<f4").reshape(-1, dims)
-        return ids, data
 
     def _new_index(self, spec: TableSpec, column: str) -> VectorIndex:
         """An empty index for (table, column): the exact matrix (the seam for an ANN index chosen
@@ -340,18 +364,9 @@ class SQLiteEngine(Engine):
         """The cached index for (table, column), brought up to date inside ``conn``'s transaction."""
         key = (spec.name, column)
         dims = spec.vectors[column].dimensions
-        raw = conn.connection.dbapi_connection
-        if raw is None:  # cannot happen while the connection is checked out of the pool
-            raise EngineError("sqlite: the connection has no driver connection")
-        # the raw cursor: the matrix loads straight from sqlite3, past SQLAlchemy's per-row work
-        cur = raw.cursor()
+        cur = raw_cursor(conn)
         try:
-            t = self.quote(spec.name)
-            seq, max_rowid, pruned = cur.execute(
-                f"SELECT (SELECT max(seq) FROM {CHANGES}), (SELECT max(rowid) FROM {t}), "
-                f"(SELECT value FROM {STATE} WHERE key='pruned')"
-            ).fetchone()
-            seq, max_rowid, pruned = seq or 0, max_rowid or 0, pruned or 0
+            seq, max_rowid, pruned = self.log.position(cur, spec)
             with self._caches_lock:
                 entry = self._caches.get(key)
                 if entry is None or entry.index.dimensions != dims:
@@ -360,61 +375,52 @@ class SQLiteEngine(Engine):
             with entry.lock:
                 if entry.seq == seq and entry.max_rowid == max_rowid:
                     return entry
-                full = entry.seq < 0 or entry.seq < pruned
-                touched: list[int] = []
-                deleted_min: int | None = None
-                if not full:
-                    changes = cur.execute(
-                        f"SELECT rid, op FROM {CHANGES} WHERE tbl = ? AND seq > ? ORDER BY seq",
-                        (spec.name, entry.seq),
-                    ).fetchall()
-                    if any(op == "reset" for _, op in changes) or len(changes) > _FULL_RELOAD_TOUCHED:
-                        full = True
-                    else:
-                        touched = sorted({rid for rid, _ in changes})
-                        dels = [rid for rid, op in changes if op == "d"]
-                        deleted_min = min(dels) if dels else None
+                full, touched, since = self.log.pending(cur, spec, entry.seq, entry.max_rowid, pruned)
                 if full:
-                    ids, data = self._load_all(cur, spec, column)
+                    ids, data = self.log.load_all(cur, spec, column)
                     entry.index.replace_all(ids, data)
                 else:
-                    c = self.quote(column)
                     if touched:
                         entry.index.remove(np.asarray(touched, dtype=np.int64))
-                    since = entry.max_rowid
-                    if deleted_min is not None:
-                        since = min(since, deleted_min - 1)  # a deleted top rowid may have been reused
-                    rows = cur.execute(
-                        f"SELECT rowid, {c} FROM {t} WHERE {c} IS NOT NULL AND "
-                        f"(rowid > ? OR rowid IN (SELECT value FROM json_each(?))) ORDER BY rowid",
-                        (since, json.dumps(touched)),
-                    ).fetchall()
-                    ids, data = self._rows_to_arrays(rows, dims, spec.name, column)
-                    entry.index.upsert(ids, data)
+                    entry.index.upsert(*self.log.changed_rows(cur, spec, column, since, touched))
                 entry.seq, entry.max_rowid = seq, max_rowid
                 return entry
         finally:
             cur.close()
 
     def prefetch(self, spec: TableSpec, column: str) -> threading.Thread | None:
-        """Load a cold matrix in a thread while the caller embeds the query (a cold CLI search
-        otherwise pays model load and matrix load one after the other)."""
+        """Load a cold matrix (or IVF index) in a thread while the caller embeds the query (a cold
+        CLI search otherwise pays model load and matrix load one after the other)."""
         if self.path == ":memory:" or column not in spec.vectors:
             return None  # one shared connection: no second reader
         with self._caches_lock:
-            if (spec.name, column) in self._caches:
-                return None  # warm: the refresh is cheap
+            warm = (spec.name, column) in self._caches
+        if warm or self.indexes.is_cached(spec.name, column):
+            return None  # warm: the refresh is cheap
 
         def load() -> None:
             try:
                 with self.begin(write=False) as conn:
-                    self._fresh_index(conn, spec, column)
+                    if not self.indexes.warm_up(conn, spec, column):
+                        self._fresh_index(conn, spec, column)
             except Exception:  # the search itself will report any problem
                 pass
 
         thread = threading.Thread(target=load, name="lookalike-prefetch", daemon=True)
         thread.start()
         return thread
+
+    # ------------------------------------------------------------------ the IVF index
+    def create_vector_index(
+        self, conn: Connection, spec: TableSpec, column: str, metric: str, params: dict[str, Any]
+    ) -> None:
+        """Build the IVF index now when the column has vectors; on an empty table record the wish
+        (built at a search once ``min_rows`` rows have one). ``vector_index="off"``: a no-op."""
+        self.indexes.create(conn, spec, column, metric, params)
+
+    def has_vector_index(self, conn: Connection, spec: TableSpec, column: str) -> bool:
+        """True when an IVF index of the column exists (built, in a file, or in memory)."""
+        return self.indexes.exists(conn, spec, column)
 
     # ------------------------------------------------------------------ reads and search
     def read_vectors(self, conn: Connection, spec: TableSpec, column: str) -> tuple[list[Any], np.ndarray]:
@@ -428,30 +434,66 @@ class SQLiteEngine(Engine):
         key_of = {rowid: key for rowid, key in conn.execute(stmt)}
         return [key_of[rowid] for rowid in rowids.tolist()], np.asarray(data, dtype=np.float32)
 
+    def pool_policy(self) -> PoolPolicy:
+        """The planner's numbers (read at each search: ``exact_search_max_rows`` may be changed)."""
+        return PoolPolicy(exact_search_max_rows=self.exact_search_max_rows)
+
     def vector_search(
         self, conn: Connection, spec: TableSpec, request: SearchRequest
     ) -> list[dict[str, Any]]:
-        table = spec.sa_table
-        candidates = None
-        if request.where is not None:
-            # no "vector IS NOT NULL" here: it would read every candidate row's blob; the index only
-            # holds non-null vectors and ignores other ids
-            stmt = sa.select(_ROWID).select_from(table).where(request.where)
-            candidates = np.fromiter((r[0] for r in conn.execute(stmt)), dtype=np.int64)
-            if not len(candidates):
-                return []
-        entry = self._fresh_index(conn, spec, request.column)
-        with entry.lock:
-            ids, dists = entry.index.search(
-                request.vector,
-                request.metric,
-                request.limit,
-                candidate_ids=candidates,
-                distance_min=request.distance_min,
-                distance_max=request.distance_max,
+        plan, entry = self.indexes.for_search(conn, spec, request)
+        hooks = _SQLiteSearch(self, plan, entry)
+        if entry is None:
+            return hooks.exact_search(conn, spec, request)
+        return planned_search(hooks, conn, spec, request, "ivf", self.pool_policy())
+
+    def _candidate_ids(self, conn: Connection, spec: TableSpec, request: SearchRequest) -> np.ndarray:
+        # no "vector IS NOT NULL" here: it would read every candidate row's blob; the index only
+        # holds non-null vectors and ignores other ids
+        stmt = sa.select(_ROWID).select_from(spec.sa_table).where(request.where)
+        return np.fromiter((r[0] for r in conn.execute(stmt)), dtype=np.int64)
+
+    def _exact_search(
+        self,
+        conn: Connection,
+        spec: TableSpec,
+        request: SearchRequest,
+        candidates: np.ndarray | None,
+        *,
+        read_matches: bool,
+    ) -> Rows:
+        """Exact top-k through the cached matrix; with ``read_matches``, a filter matching few rows
+        reads just their vectors while no matrix is loaded (an indexed column never needs one)."""
+        if candidates is not None and not len(candidates):
+            return []
+        lo, hi = request.distance_min, request.distance_max
+        with self._caches_lock:
+            loaded = (spec.name, request.column) in self._caches
+        if read_matches and candidates is not None and len(candidates) <= _READ_MATCHES_MAX and not loaded:
+            matrix = self.log.read_matrix(conn, spec, request.column, candidates)
+            ids, dists = matrix.search(
+                request.vector, request.metric, request.limit, distance_min=lo, distance_max=hi
             )
+        else:
+            entry = self._fresh_index(conn, spec, request.column)
+            with entry.lock:
+                ids, dists = entry.index.search(
+                    request.vector,
+                    request.metric,
+                    request.limit,
+                    candidate_ids=candidates,
+                    distance_min=lo,
+                    distance_max=hi,
+                )
+        return self._result_rows(conn, spec, request, ids, dists)
+
+    def _result_rows(
+        self, conn: Connection, spec: TableSpec, request: SearchRequest, ids: np.ndarray, dists: np.ndarray
+    ) -> Rows:
+        """The requested columns of the rows ``ids`` (in that order) with their distances."""
         if not len(ids):
             return []
+        table = spec.sa_table
         names = self._names(spec, request)
         stmt = sa.select(*[table.c[n] for n in names], _ROWID.label("_lookalike_rowid")).where(
             _ROWID.in_([int(i) for i in ids])
@@ -483,3 +525,43 @@ class SQLiteEngine(Engine):
             match = each.c.value == value
         found = sa.select(sa.literal(1)).select_from(each).where(match).exists()
         return sa.and_(sa.func.json_type(column) == "array", found)
+
+
+class _SQLiteSearch:
+    """The planner's three hooks for one search on the embedded engine: the filter's row ids are
+    read once and shared by the count, the index search and the exact search."""
+
+    def __init__(self, engine: SQLiteEngine, plan: IndexPlan | None, entry: IVFCache | None) -> None:
+        self.engine = engine
+        self.plan = plan
+        self.entry = entry
+        self._candidates: np.ndarray | None = None
+        self._read = False
+
+    def candidates(self, conn: Connection, spec: TableSpec, request: SearchRequest) -> np.ndarray | None:
+        """Row ids passing the filter (None without a filter)."""
+        if request.where is None:
+            return None
+        if not self._read:
+            self._candidates = self.engine._candidate_ids(conn, spec, request)
+            self._read = True
+        return self._candidates
+
+    def exact_search(self, conn: Connection, spec: TableSpec, request: SearchRequest) -> Rows:
+        candidates = self.candidates(conn, spec, request)
+        return self.engine._exact_search(conn, spec, request, candidates, read_matches=self.plan is not None)
+
+    def index_search(
+        self, conn: Connection, spec: TableSpec, request: SearchRequest, scan: IndexScan
+    ) -> Rows:
+        assert self.entry is not None and self.plan is not None  # the planner runs this only with an index
+        candidates = self.candidates(conn, spec, request)
+        found, dists = self.engine.indexes.search(
+            conn, spec, request, scan, self.entry, self.plan, candidates
+        )
+        return self.engine._result_rows(conn, spec, request, found, dists)
+
+    def count_matches(self, conn: Connection, spec: TableSpec, request: SearchRequest) -> tuple[float, float]:
+        total = len(self.entry.index) if self.entry is not None and self.entry.index is not None else 0
+        candidates = self.candidates(conn, spec, request)
+        return float(total if candidates is None else len(candidates)), float(total)
