@@ -26,6 +26,7 @@ import sqlite3
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
@@ -451,7 +452,10 @@ class SQLiteEngine(Engine):
         # no "vector IS NOT NULL" here: it would read every candidate row's blob; the index only
         # holds non-null vectors and ignores other ids
         stmt = sa.select(_ROWID).select_from(spec.sa_table).where(request.where)
-        return np.fromiter((r[0] for r in conn.execute(stmt)), dtype=np.int64)
+        # straight from the driver's cursor: SQLAlchemy's per-row objects cost more than the query
+        # itself when a filter matches 100k rows
+        rows = conn.execute(stmt).cursor.fetchall()
+        return np.fromiter(map(itemgetter(0), rows), dtype=np.int64, count=len(rows))
 
     def _exact_search(
         self,
