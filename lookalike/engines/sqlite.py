@@ -48,7 +48,10 @@ from lookalike.vectors.exact import VectorMatrix
 
 VECTOR_INDEX_MODES = ("off", "on", "always")
 DEFAULT_VECTOR_INDEX = "on"  # an index is built when asked for (create_vector_index, index=True)
-EXACT_SEARCH_MAX_ROWS = 20_000  # a filter matching at most this many rows is searched exactly
+# a filter matching at most this many rows is searched exactly; more go through the index restricted
+# to the matching ids (at 100k rows, a 10 % filter: 14 ms that way, recall 1.0; 66 ms reading the
+# 10k rows' vectors by id)
+EXACT_SEARCH_MAX_ROWS = 1_000
 _URL_OPTIONS = ("vector_index", "exact_search_max_rows")
 PAGE_SIZE = 16_384  # bytes per page of a new database file (SQLite's default is 4,096)
 _READ_MATCHES_MAX = 20_000  # a filter matching at most this many rows reads just their vectors
