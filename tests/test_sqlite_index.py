@@ -23,7 +23,7 @@ import pytest
 import lookalike
 from benchmarks.common import clustered_vectors
 from lookalike import Field, TableModel, VectorField
-from lookalike.errors import ConfigurationError, EngineError, VectorError
+from lookalike.errors import ConfigurationError, EngineError, MissingDependencyError, VectorError
 from lookalike.vectors.ivf import IVFIndex
 
 pytest.importorskip("faiss")
@@ -335,3 +335,26 @@ def test_memory_database_and_options(tmp_path: Path) -> None:
         t.create_vector_index()
         assert not t.has_vector_index() and not index_file(tmp_path / "off.db").exists()
     assert os.path.exists(tmp_path / "z.db")
+
+
+def test_without_faiss_a_declared_index_searches_exactly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ``ann`` extra missing: ``index=True`` in a schema must not break create_table or search
+    (exact, warned once); an explicit ``create_vector_index()`` says what to install."""
+    monkeypatch.setitem(sys.modules, "faiss", None)  # as if faiss-cpu were not installed
+
+    class Declared(TableModel):
+        __tablename__ = "declared"
+        id: int = Field(primary_key=True)
+        vec: list[float] | None = VectorField(dimensions=8, index=True)
+
+    data = np.random.default_rng(5).standard_normal((60, 8)).astype(np.float32)
+    with lookalike.connect(tmp_path / "x.db", vector_index="always") as c:
+        t = c.create_table(schema=Declared)
+        ids = np.array([r["id"] for r in t.bulk_insert([{"vec": v} for v in data])])
+        with pytest.warns(UserWarning, match=r"searched exactly, because .*lookalike\[ann\]"):
+            got = [r["id"] for r in t.search(vector=data[3]).limit(5).to_list()]
+        assert got == exact_ids(data, ids, data[3], 5)
+        with pytest.raises(MissingDependencyError, match=r"lookalike\[ann\]"):
+            t.create_vector_index(skip_existing=False)

@@ -40,7 +40,7 @@ from sqlalchemy.engine import Connection
 from lookalike.engines.base import SearchRequest
 from lookalike.engines.planner import IndexScan
 from lookalike.engines.sqlite_log import LOAD_BLOCK, raw_cursor, rows_to_arrays
-from lookalike.errors import EngineError
+from lookalike.errors import EngineError, MissingDependencyError
 from lookalike.schema import TableSpec, normalize_metric
 from lookalike.vectors.ivf import (
     FORMAT_VERSION,
@@ -248,7 +248,15 @@ class IVFIndexes:
                 f"{metric} searches stay exact",
             )
             return
-        import_faiss()  # a missing extra fails the call that asked for the index
+        cur = raw_cursor(conn)
+        try:
+            empty = self.engine.log.row_count(cur, spec) == 0
+        finally:
+            cur.close()
+        if not empty:
+            # a missing extra fails the call that asked for an index now; on an empty table (a
+            # schema's index=True) the wish is recorded, and searches stay exact until faiss is there
+            import_faiss()
         path = self.engine.path
         file = None if path == ":memory:" else index_file_name(path, spec.name, column)
         plan = IndexPlan(metric, dict(params), file, True, 0)
@@ -296,7 +304,15 @@ class IVFIndexes:
 
     def fresh(self, conn: Connection, spec: TableSpec, column: str, plan: IndexPlan) -> IVFCache | None:
         """The IVF index of (table, column) brought up to date inside ``conn``'s transaction: loaded
-        from its file or built when needed; None while the column is to be searched exactly."""
+        from its file or built when needed; None while the column is to be searched exactly (also
+        when faiss is not installed: a declared index must not make searches fail; warned once)."""
+        try:
+            return self._fresh(conn, spec, column, plan)
+        except MissingDependencyError as exc:
+            self._warn_once(("faiss",), f"{spec.name}.{column}: searched exactly, because {exc}")
+            return None
+
+    def _fresh(self, conn: Connection, spec: TableSpec, column: str, plan: IndexPlan) -> IVFCache | None:
         log = self.engine.log
         entry = self._entry(spec, column, plan.metric)
         cur = raw_cursor(conn)
