@@ -151,7 +151,9 @@ class Search:
 
         On PostgreSQL this is the HNSW search beam, ``hnsw.ef_search``, for this query (by default
         ``max(100, 4 × limit)``, at most 1,000); on TiDB, which has no search-time beam setting, it
-        is how many rows are taken from the index before ranking.
+        is how many rows are taken from the index before ranking; on the embedded engine's IVF index
+        it is the pool re-ranked exactly, and the scan covers 8 rows per candidate (recall on hard,
+        unclustered data: 0.76 by default, 0.98 with 1,000 at 20k rows).
         """
         if n <= 0:
             raise ConfigurationError(f"num_candidate must be positive, got {n!r}")

@@ -65,7 +65,7 @@ def test_in_filter_on_an_indexed_table(client: lookalike.Client) -> None:
 def test_default_beam_recall_on_random_unit_vectors(client: lookalike.Client) -> None:
     """20,000 x 32-d uniformly random unit vectors, HNSW defaults: recall@10 >= 0.95 by default."""
     if client.engine.name == "sqlite":
-        pytest.skip("the embedded engine searches exactly")
+        pytest.skip("HNSW's beam; the embedded engine's IVF has its own: test_sqlite_index.py, num_candidate")
     n, dims, k = 20_000, 32, 10
     data, queries = _unit(n, dims, seed=0), _unit(60, dims, seed=1)
     t = _vec_table(client, dims, name="hard_beam")

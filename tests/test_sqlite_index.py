@@ -358,3 +358,31 @@ def test_without_faiss_a_declared_index_searches_exactly(
         assert got == exact_ids(data, ids, data[3], 5)
         with pytest.raises(MissingDependencyError, match=r"lookalike\[ann\]"):
             t.create_vector_index(skip_existing=False)
+
+
+def test_num_candidate_widens_the_scan_on_hard_data(tmp_path: Path) -> None:
+    """Uniformly random unit vectors (no clusters: the worst case for an IVF): the default scan is
+    the fast trade-off, and ``num_candidate`` buys recall back by scanning more lists."""
+    rng = np.random.default_rng(0)
+    data = rng.standard_normal((20_000, 32)).astype(np.float32)
+    data /= np.linalg.norm(data, axis=1, keepdims=True)
+    queries = rng.standard_normal((40, 32)).astype(np.float32)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    with lookalike.connect(tmp_path / "hard.db") as c:
+        t = make_table(c, dims=32)
+        ids = fill(t, data)
+        t.create_vector_index()
+        assert t.has_vector_index()
+
+        def recall(num_candidate: int | None) -> float:
+            found = []
+            for q in queries:
+                search = t.search(vector=q).limit(10)
+                if num_candidate is not None:
+                    search = search.num_candidate(num_candidate)
+                got = {r["id"] for r in search.to_list()}
+                found.append(len(got & set(exact_ids(data, ids, q, 10))) / 10)
+            return float(np.mean(found))
+
+        default, wide = recall(None), recall(1000)
+        assert wide >= 0.95 and wide > default

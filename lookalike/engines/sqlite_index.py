@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from lookalike.engines.sqlite import SQLiteEngine
 
 INDEXES = "_lookalike_indexes"
+SCAN_PER_CANDIDATE = 8  # rows whose codes are scanned per candidate asked for with num_candidate
 DEFAULT_MIN_ROWS = 20_000  # below this many rows exact search is fast enough: an index only costs
 DEFAULT_NPROBE = 16  # lists probed; recall@10 ≈ 0.995 with the 4× pool on CLIP-like data (measurements.md)
 MIN_SCAN_ROWS = 2_048  # a probe looks at about this many rows at least (all of them in small tables)
@@ -485,8 +486,10 @@ class IVFIndexes:
             if len(index) <= SMALL_INDEX_ROWS:
                 pool = max(pool, len(index))
             # probe enough lists to look at MIN_SCAN_ROWS rows: on a small table that is every
-            # list (scanning a few thousand codes costs less than the query's own overhead)
-            nprobe = max(plan.nprobe, math.ceil(index.nlist * MIN_SCAN_ROWS / max(len(index), 1)))
+            # list (scanning a few thousand codes costs less than the query's own overhead); a
+            # larger num_candidate widens the scan too, since a pool can only hold rows it scanned
+            scan_rows = max(MIN_SCAN_ROWS, SCAN_PER_CANDIDATE * (request.num_candidate or 0))
+            nprobe = max(plan.nprobe, math.ceil(index.nlist * scan_rows / max(len(index), 1)))
             if len(index) <= pool or (candidates is not None and len(candidates) <= pool):
                 nprobe = index.nlist  # every (matching) row fits in the pool: look at them all
             ids = index.search_pool(request.vector, pool, nprobe, candidates)
