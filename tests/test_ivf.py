@@ -88,6 +88,12 @@ def test_add_remove_and_the_selector() -> None:
     assert set(got.tolist()) == set(picked.tolist()) - {1000}
     assert index.search_pool(data[0], 20, 2, candidate_ids=np.array([5, 6])).tolist() == []
     assert index.search_pool(data[0], 20, 2, candidate_ids=np.array([], dtype=np.int64)).tolist() == []
+    # keys too large for a bitmap (or negative) go through a hashed selector: the same answer
+    far = np.array([1 << 40, -5])
+    index.add(far, data[:2] + 0.001)
+    got = index.search_pool(data[0], 20, 2, candidate_ids=np.concatenate([picked, far]))
+    assert set(got.tolist()) == (set(picked.tolist()) - {1000}) | set(far.tolist())
+    index.remove(far)
     # reset keeps the centroids: rows can be added again at once
     nlist = index.nlist
     index.reset()
@@ -128,8 +134,9 @@ def built(tmp_path: Path) -> tuple[IVFIndex, np.ndarray, Path]:
 def test_save_and_load_round_trip(tmp_path: Path) -> None:
     index, data, path = built(tmp_path)
     loaded, header = IVFIndex.load(path, {"table": "photos", "column": "vec", "dims": 8, "metric": "cosine"})
-    assert header == {**HEADER, "format": 1, "dims": 8, "metric": "cosine"} == IVFIndex.read_header(path)
-    assert len(loaded) == 300 and loaded.nlist == index.nlist
+    assert header == {**HEADER, "format": 2, "dims": 8, "metric": "cosine"} == IVFIndex.read_header(path)
+    assert len(loaded) == 300 and loaded.nlist == index.nlist and loaded.mapped
+    assert loaded.keys().tolist() == (np.arange(300) * 3).tolist()
     for q in data[:5]:
         assert loaded.search_pool(q, 10, 4).tolist() == index.search_pool(q, 10, 4).tolist()
     assert [p.name for p in tmp_path.iterdir()] == ["x.ivf"]  # no temporary file left behind
@@ -140,33 +147,99 @@ def test_save_and_load_round_trip(tmp_path: Path) -> None:
     [
         ("missing", "can't be read"),
         ("truncated", "truncated"),
-        ("flipped", "checksum"),
+        ("cut-short", "truncated"),
+        ("flipped-header", "checksum|damaged header"),
+        ("flipped-centroids", "checksum"),
+        ("flipped-keys", "checksum"),
         ("garbage", "not a lookalike index file"),
         ("header", "damaged header"),
         ("version", "another format version"),
+        ("not-faiss", "not a faiss IVF index|checksum"),
     ],
 )
 def test_bad_files_are_refused(tmp_path: Path, damage: str, match: str) -> None:
     _, _, path = built(tmp_path)
     raw = path.read_bytes()
+    trailer = 8 + 8 + 8 + 4 + 4  # magic, faiss part length, key count, header length, CRC
+    head_len = int.from_bytes(raw[-8:-4], "little")
+    head_at = len(raw) - trailer - head_len
+
+    def flip(at: int) -> bytes:
+        return raw[:at] + bytes([raw[at] ^ 0xFF]) + raw[at + 1 :]
+
     if damage == "missing":
         path.unlink()
     elif damage == "truncated":
         path.write_bytes(raw[: len(raw) - 100])
-    elif damage == "flipped":
-        path.write_bytes(raw[:-50] + bytes([raw[-50] ^ 0xFF]) + raw[-49:])
+    elif damage == "cut-short":  # the trailer kept, bytes missing before it
+        path.write_bytes(raw[:200] + raw[300:])
+    elif damage == "flipped-header":
+        path.write_bytes(flip(head_at + head_len // 2))
+    elif damage == "flipped-centroids":
+        path.write_bytes(flip(100))
+    elif damage == "flipped-keys":
+        path.write_bytes(flip(head_at - 5))
     elif damage == "garbage":
-        path.write_bytes(b"SQLite format 3\x00" + raw[16:])
+        path.write_bytes(b"SQLite format 3\x00" + bytes(200))
     elif damage == "header":
-        path.write_bytes(raw[:20] + b"}" + raw[21:])
-    else:
-        path.write_bytes(raw[:6] + b"\x02" + raw[7:])
+        path.write_bytes(raw[: head_at + 1] + b"}" + raw[head_at + 2 :])
+    elif damage == "version":
+        path.write_bytes(raw[:-trailer] + b"LKIVF\x00\x09\n" + raw[-trailer + 8 :])
+    else:  # a valid trailer around bytes that are not faiss's
+        path.write_bytes(
+            bytes(len(raw) - trailer - head_len - 8 * 300) + raw[-trailer - head_len - 8 * 300 :]
+        )
     with pytest.raises(IndexFileError, match=match):
         IVFIndex.load(path, {"table": "photos"})
 
 
+def test_a_mapped_index_takes_changes_in_a_delta_and_merges_them_on_save(tmp_path: Path) -> None:
+    index, data, path = built(tmp_path)
+    rng = np.random.default_rng(5)
+    more = rng.standard_normal((40, 8)).astype(np.float32)
+    loaded, _ = IVFIndex.load(path, {"table": "photos"})
+    assert loaded.mapped and loaded.pending == 0
+    # remove ten rows, replace five others with new vectors, add forty new rows
+    gone = np.arange(10) * 3
+    moved = np.arange(10, 15) * 3
+    for target in (index, loaded):
+        target.remove(np.concatenate([gone, moved]))
+        target.add(moved, more[:5])
+        target.add(np.arange(1000, 1035), more[5:])
+    assert loaded.pending == 15 + 40 and len(loaded) == len(index) == 300 - 10 + 35
+    assert loaded.keys().tolist() == index.keys().tolist()
+    # a full probe with a pool of every row finds exactly the rows held, in both
+    everything = len(index)
+    for q in [*data[:3], *more[:3]]:
+        got = loaded.search_pool(q, everything, loaded.nlist)
+        assert sorted(got.tolist()) == sorted(index.search_pool(q, everything, index.nlist).tolist())
+        assert not set(got.tolist()) & set(gone.tolist())
+    # the candidate restriction applies to both parts and never brings back a removed row
+    cands = np.concatenate([gone, moved, np.arange(1000, 1010)])
+    got = loaded.search_pool(more[0], 100, loaded.nlist, cands)
+    assert sorted(got.tolist()) == sorted([*moved.tolist(), *range(1000, 1010)])
+    # the nearest row to a moved row's new vector is that row, found in the delta
+    assert loaded.search_pool(more[2], 1, loaded.nlist).tolist() == [int(moved[2])]
+    loaded.save(path, HEADER)
+    assert not loaded.mapped and loaded.pending == 0 and len(loaded) == len(index)
+    again, _ = IVFIndex.load(path, {"table": "photos"})
+    assert again.keys().tolist() == index.keys().tolist() and len(again) == len(index)
+    for q in more[:3]:
+        assert again.search_pool(q, 10, 4).tolist() == loaded.search_pool(q, 10, 4).tolist()
+
+
+def test_a_mapped_index_resets_to_a_writable_empty_one(tmp_path: Path) -> None:
+    _, data, path = built(tmp_path)
+    loaded, _ = IVFIndex.load(path, {"table": "photos"})
+    nlist = loaded.nlist
+    loaded.reset()
+    assert not loaded.mapped and len(loaded) == 0 and loaded.nlist == nlist
+    loaded.add(np.arange(50), data[:50])
+    assert loaded.search_pool(data[7], 1, nlist).tolist() == [7]
+
+
 @pytest.mark.parametrize(
-    "expect", [{"table": "other"}, {"column": "img"}, {"dims": 16}, {"metric": "l2"}, {"format": 2}]
+    "expect", [{"table": "other"}, {"column": "img"}, {"dims": 16}, {"metric": "l2"}, {"format": 3}]
 )
 def test_a_foreign_file_is_refused(tmp_path: Path, expect: dict[str, object]) -> None:
     _, _, path = built(tmp_path)

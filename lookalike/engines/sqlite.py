@@ -24,7 +24,6 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from operator import itemgetter
 from pathlib import Path
@@ -43,7 +42,7 @@ from lookalike.engines.sqlite_index import IndexPlan, IVFCache, IVFIndexes
 from lookalike.engines.sqlite_log import CHANGES, STATE, ChangeLog, raw_cursor
 from lookalike.errors import ConfigurationError, ConnectionFailedError, EngineError, LookalikeError
 from lookalike.schema import TableSpec, VectorType
-from lookalike.vectors.base import VectorIndex
+from lookalike.vectors.base import VectorIndex, float32_blobs
 from lookalike.vectors.exact import VectorMatrix
 
 VECTOR_INDEX_MODES = ("off", "on", "always")
@@ -247,23 +246,23 @@ class SQLiteEngine(Engine):
         # straight to the driver: SQLAlchemy's per-row bookkeeping costs more than SQLite's insert
         names = list(rows[0])
         dialect = self.sa_engine.dialect
-        procs: list[Callable[[Any], Any] | None] = []
-        for name in names:
-            col_type = spec.sa_table.c[name].type
-            if isinstance(col_type, VectorType):
-                procs.append(self.encode_vector)
-            else:  # the dialect's own type: SQLite stores dates, decimals... its own way
-                procs.append(col_type.dialect_impl(dialect).bind_processor(dialect))
         sql = (
             f"INSERT INTO {self.quote(spec.name)} ({', '.join(self.quote(n) for n in names)}) "
             f"VALUES ({', '.join('?' for _ in names)})"
         )
-        # by name, not row.values(): rows with the same keys may list them in another order
-        params = [
-            tuple(v if p is None or v is None else p(v) for v, p in zip(map(row.__getitem__, names), procs))
-            for row in rows
-        ]
-        conn.exec_driver_sql(sql, params)
+        # column by column, by name (rows with the same keys may list them in another order): a
+        # vector column is encoded as one array when it can be, not row by row
+        columns: list[list[Any]] = []
+        for name in names:
+            col_type = spec.sa_table.c[name].type
+            values = [row[name] for row in rows]
+            if isinstance(col_type, VectorType):  # float32 blobs, as Engine.encode_vector makes them
+                values = float32_blobs(values)
+            # other types: the dialect's own binding (SQLite stores dates, decimals... its own way)
+            elif (proc := col_type.dialect_impl(dialect).bind_processor(dialect)) is not None:
+                values = [None if v is None else proc(v) for v in values]
+            columns.append(values)
+        conn.exec_driver_sql(sql, list(zip(*columns)))
         last = int(conn.exec_driver_sql("SELECT last_insert_rowid()").scalar() or 0)
         first = last - len(rows) + 1
         t = self.quote(spec.name)

@@ -45,10 +45,12 @@ from lookalike.schema import TableSpec, normalize_metric
 from lookalike.vectors.ivf import (
     FORMAT_VERSION,
     IVF_METRICS,
-    TRAIN_SAMPLE,
+    MAX_NLIST,
     IndexFileError,
     IVFIndex,
+    default_nlist,
     import_faiss,
+    train_size,
 )
 
 if TYPE_CHECKING:
@@ -62,7 +64,6 @@ MIN_SCAN_ROWS = 2_048  # a probe looks at about this many rows at least (all of 
 SMALL_INDEX_ROWS = 1_000  # an index this small passes every row to the exact re-rank (codes
 # trained on a few rows rank poorly, and re-ranking a thousand rows costs about a millisecond)
 POOL_FACTOR = 4  # candidates taken from the index per result, re-ranked exactly
-_RETRAIN_GROWTH = 4  # retrain when the index holds this many times the rows it was trained on
 _SAVE_AFTER = 1_000  # rows changed since the file was written before a search writes it again
 _FILE_AHEAD = -2  # IVFCache.seq when its file is newer than the searching transaction's snapshot
 # warnings point where they did while this code was part of the engine: one frame further up, past
@@ -375,28 +376,31 @@ class IVFIndexes:
         *,
         retrain: bool,
     ) -> None:
-        """(Re)build the index from every row in this snapshot, streamed in blocks; trained on up to
-        :data:`TRAIN_SAMPLE` rows (all rows when there are no more), or reusing its centroids."""
+        """(Re)build the index from every row in this snapshot, streamed in blocks; trained on a
+        sample of :func:`~lookalike.vectors.ivf.train_size` rows (all rows when there are no more),
+        or reusing its centroids."""
         t, c = self.engine.quote(spec.name), self.engine.quote(column)
         dims = spec.vectors[column].dimensions
         stream = True
         index = entry.index
         if retrain or index is None or not index.trained:
             bound = int(cur.execute(f"SELECT count(*) FROM {t}").fetchone()[0])
-            if bound <= TRAIN_SAMPLE:
+            # lists for the table's rows, not the sample's
+            nlist = int(plan.params.get("nlist") or default_nlist(bound))
+            wanted = train_size(bound, nlist)
+            if bound <= wanted:
                 ids, sample = self.engine.log.load_all(cur, spec, column)
                 stream = False  # the sample is every row: add it, no second pass
-            else:  # about TRAIN_SAMPLE rows, spread over the table
+            else:  # about `wanted` rows, spread over the table
                 rows = cur.execute(
                     f"SELECT rowid, {c} FROM {t} WHERE {c} IS NOT NULL AND (random() & 1048575) < ?",
-                    (int(TRAIN_SAMPLE / bound * 1048576),),
+                    (int(wanted / bound * 1048576),),
                 ).fetchall()
                 ids, sample = rows_to_arrays(rows, dims, spec.name, column)
             if not len(ids):
                 entry.index, entry.seq, entry.max_rowid = None, -1, 0
                 return
-            nlist = plan.params.get("nlist")
-            index = IVFIndex.build(dims, plan.metric, sample, None if nlist is None else int(nlist))
+            index = IVFIndex.build(dims, plan.metric, sample, nlist)
             entry.trained_rows = len(ids)
             if not stream:
                 index.add(ids, sample)
@@ -435,8 +439,10 @@ class IVFIndexes:
             index.add(ids, data)
             entry.unsaved += len(touched) + len(ids)
             entry.seq, entry.max_rowid = seq, max_rowid
-        grown = len(index) > _RETRAIN_GROWTH * max(entry.trained_rows, 1)
-        if grown and entry.trained_rows < TRAIN_SAMPLE:  # trained on a few rows: centroids don't fit
+        # the table has outgrown its lists (about 4·√rows of them: twice the lists is 4× the rows),
+        # so each list holds too many rows for a fast probe: retrain, unless nlist was given
+        fixed = "nlist" in plan.params or index.nlist >= MAX_NLIST
+        if not fixed and default_nlist(len(index)) >= 2 * index.nlist:
             self._build(cur, spec, column, plan, entry, seq, max_rowid, retrain=True)
 
     def _save(self, entry: IVFCache, spec: TableSpec, column: str, plan: IndexPlan, *, strict: bool) -> None:

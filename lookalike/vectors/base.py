@@ -81,6 +81,22 @@ def float32_blob(value: Any) -> bytes:
     return np.asarray(value, dtype="<f4").tobytes()
 
 
+def float32_blobs(values: list[Any]) -> list[Any]:
+    """Many vectors as float32 blobs (None stays None), in one array conversion when they are all
+    arrays or sequences of one length (one call per row costs more than SQLite's insert)."""
+    present = [v for v in values if v is not None]
+    if present and not any(isinstance(v, (bytes, bytearray, memoryview)) for v in present):
+        try:
+            matrix = np.asarray(present, dtype="<f4")
+        except (ValueError, TypeError):  # ragged or odd values: row by row below
+            matrix = None
+        if matrix is not None and matrix.ndim == 2:
+            raw, width = matrix.tobytes(), matrix.shape[1] * 4
+            blobs = iter([raw[i : i + width] for i in range(0, len(raw), width)])
+            return [None if v is None else next(blobs) for v in values]
+    return [None if v is None else float32_blob(v) for v in values]
+
+
 def vector_as_list(value: Any) -> list[float]:
     """A stored vector (float32 blob, array or sequence) as a list of floats."""
     if isinstance(value, (bytes, bytearray, memoryview)):
