@@ -268,3 +268,37 @@ def test_missing_faiss_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(MissingDependencyError) as info:
         IVFIndex.build(4, "l2", np.ones((4, 4), np.float32))
     assert "ann" in str(info.value) and "faiss-cpu" in str(info.value)
+
+
+def test_many_lists_use_a_graph_of_centroids_through_files_deltas_and_resets(tmp_path: Path) -> None:
+    """From HNSW_QUANTIZER_MIN_LISTS lists rows are assigned through an HNSW graph of the centroids:
+    the same answers as before through a save, a mapped load with a delta, a merge and a reset."""
+    import faiss
+
+    from lookalike.vectors.ivf import HNSW_QUANTIZER_MIN_LISTS
+
+    rng = np.random.default_rng(9)
+    data = rng.standard_normal((6000, 16)).astype(np.float32)
+    index = IVFIndex.build(16, "cosine", data, HNSW_QUANTIZER_MIN_LISTS)
+    index.add(np.arange(5000), data[:5000])
+
+    def graph(ix: IVFIndex) -> bool:
+        quantizer = faiss.downcast_index(faiss.extract_index_ivf(ix._faiss()).quantizer)
+        return isinstance(quantizer, faiss.IndexHNSW)
+
+    assert graph(index)
+    everything = index.nlist  # probing every list finds every row, graph or not
+    assert index.search_pool(data[42], 1, everything).tolist() == [42]
+    path = tmp_path / "g.ivf"
+    index.save(path, HEADER)
+    loaded, _ = IVFIndex.load(path, {"table": "photos"})
+    assert loaded.mapped and graph(loaded)
+    loaded.add(np.arange(5000, 6000), data[5000:])
+    loaded.remove(np.arange(10))
+    assert loaded.search_pool(data[5500], 1, everything).tolist() == [5500]
+    assert 3 not in loaded.search_pool(data[3], 50, everything).tolist()
+    loaded.save(path, HEADER)
+    assert len(loaded) == 5990 and graph(loaded)
+    loaded.reset()
+    loaded.add(np.arange(100), data[:100])
+    assert graph(loaded) and loaded.search_pool(data[7], 1, everything).tolist() == [7]

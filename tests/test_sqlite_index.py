@@ -126,6 +126,41 @@ def test_filtered_search_is_exact(
         assert not c.engine._caches  # type: ignore[attr-defined]  # no float32 matrix for these either
 
 
+def test_an_unselective_filter_is_applied_to_the_pool(
+    big: tuple[Path, np.ndarray, np.ndarray, np.ndarray],
+) -> None:
+    """Half or 90 % of the rows: the filter is applied to a widened pool from the index instead of
+    being read as 10k-18k ids, so recall is an index's (as high as unfiltered), never a wrong row."""
+    db, data, ids, queries = big
+    cats = np.arange(len(data)) % 100
+    by_id = dict(zip(ids.tolist(), cats.tolist()))
+    with lookalike.connect(db, vector_index="on") as c:
+        t = c.open_table("pics")
+        for below in (50, 90):
+            where = {"cat": {"$lt": below}}
+            got = [hits(t, q, where=where) for q in queries]
+            assert all(len(g) == 10 and all(by_id[i] < below for i in g) for g in got)
+            truth = [exact_ids(data, ids, q, 10, cats < below) for q in queries]
+            recall = np.mean([len(set(g) & set(e)) / 10 for g, e in zip(got, truth)])
+            assert recall >= 0.99, (below, recall)
+
+
+def test_a_post_filtered_search_that_comes_up_short_is_completed(
+    big: tuple[Path, np.ndarray, np.ndarray, np.ndarray],
+) -> None:
+    """A filter keeping every row near the query (so it looks unselective) but only 300 rows in
+    all, asked for 400: the pool can't hold 400, the search falls back and returns all 300, in
+    exact order."""
+    db, data, ids, queries = big
+    q = queries[0]
+    near = exact_ids(data, ids, q, 300)
+    with lookalike.connect(db, vector_index="on") as c:
+        t = c.open_table("pics")
+        got = hits(t, q, 400, where={"id": {"$in": near}})
+        assert got == near
+        assert hits(t, q, 10, where={"id": {"$in": near}}) == near[:10]
+
+
 def test_other_processes_writes_are_seen(tmp_path: Path) -> None:
     db = tmp_path / "x.db"
     rng = np.random.default_rng(4)

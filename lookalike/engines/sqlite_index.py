@@ -29,6 +29,7 @@ import math
 import os
 import threading
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -59,10 +60,15 @@ if TYPE_CHECKING:
 INDEXES = "_lookalike_indexes"
 SCAN_PER_CANDIDATE = 8  # rows whose codes are scanned per candidate asked for with num_candidate
 DEFAULT_MIN_ROWS = 20_000  # below this many rows exact search is fast enough: an index only costs
-DEFAULT_NPROBE = 16  # lists probed; recall@10 ≈ 0.995 with the 4× pool on CLIP-like data (measurements.md)
+# lists probed at least; with the 4× exact re-rank, on CLIP-like data at 1M rows (4,096 lists):
+# recall@10 0.929 at 8, 0.979 at 16, 0.998 at 32 (benchmarks/ann.py's data; scan grows with nprobe)
+DEFAULT_NPROBE = 32
 MIN_SCAN_ROWS = 2_048  # a probe looks at about this many rows at least (all of them in small tables)
 SMALL_INDEX_ROWS = 1_000  # an index this small passes every row to the exact re-rank (codes
 # trained on a few rows rank poorly, and re-ranking a thousand rows costs about a millisecond)
+SHARE_PROBE = 256  # rows near the query a filter is tried on, to tell how much of the table it keeps
+POST_FILTER_SCAN = 2  # lists probed on the post-filtered path, over the share-widened nprobe
+POST_FILTER_POOL = 8  # passing rows re-ranked per result on the post-filtered path (see search)
 POOL_FACTOR = 4  # candidates taken from the index per result, re-ranked exactly
 _SAVE_AFTER = 1_000  # rows changed since the file was written before a search writes it again
 _FILE_AHEAD = -2  # IVFCache.seq when its file is newer than the searching transaction's snapshot
@@ -470,6 +476,24 @@ class IVFIndexes:
         entry.rebuilt, entry.unsaved = False, 0
 
     # ------------------------------------------------------------------ search
+    def filter_share(
+        self,
+        entry: IVFCache,
+        plan: IndexPlan,
+        request: SearchRequest,
+        passing: Callable[[np.ndarray], np.ndarray],
+    ) -> float | None:
+        """The share of the rows nearest the query that pass a filter, measured on a probe of
+        :data:`SHARE_PROBE` rows from the index; None when the index holds too few rows to tell."""
+        with entry.lock:
+            index = entry.index
+            if index is None or len(index) < SHARE_PROBE * 8:
+                return None
+            ids = index.search_pool(request.vector, SHARE_PROBE, plan.nprobe)
+        if len(ids) < SHARE_PROBE // 2:
+            return None
+        return len(passing(ids)) / len(ids)
+
     def search(
         self,
         conn: Connection,
@@ -479,13 +503,20 @@ class IVFIndexes:
         entry: IVFCache,
         plan: IndexPlan,
         candidates: np.ndarray | None,
+        *,
+        post_filter: tuple[float, Callable[[np.ndarray], np.ndarray]] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-k (row ids, distances) from a pool of the index's candidates (``POOL_FACTOR`` × k, or
-        ``num_candidate``), re-ranked by the exact float64 distances of their stored vectors."""
+        ``num_candidate``), re-ranked by the exact float64 distances of their stored vectors.
+
+        ``post_filter``: (the share of rows a filter keeps, a function keeping the ids that pass it):
+        the pool is taken from lists probed more widely by that share and then filtered."""
         k = request.limit
         pool = max(POOL_FACTOR * k, request.num_candidate or 0)
         if candidates is None and scan.post_filter:
             pool = max(pool, scan.pool)  # a distance range drops rows after the pool is taken
+        if post_filter is not None:  # as many passing rows to re-rank as an unfiltered search has
+            pool = max(pool, math.ceil(POST_FILTER_POOL * k / max(post_filter[0], 1e-3)))
         with entry.lock:
             index = entry.index
             assert index is not None  # the caller brought it up to date
@@ -496,9 +527,13 @@ class IVFIndexes:
             # larger num_candidate widens the scan too, since a pool can only hold rows it scanned
             scan_rows = max(MIN_SCAN_ROWS, SCAN_PER_CANDIDATE * (request.num_candidate or 0))
             nprobe = max(plan.nprobe, math.ceil(index.nlist * scan_rows / max(len(index), 1)))
+            if post_filter is not None:  # as many matching rows scanned as an unfiltered search scans
+                nprobe = math.ceil(POST_FILTER_SCAN * nprobe / max(post_filter[0], 1e-3))
             if len(index) <= pool or (candidates is not None and len(candidates) <= pool):
                 nprobe = index.nlist  # every (matching) row fits in the pool: look at them all
-            ids = index.search_pool(request.vector, pool, nprobe, candidates)
+            ids = index.search_pool(request.vector, pool, min(nprobe, index.nlist), candidates)
+        if post_filter is not None:
+            ids = post_filter[1](ids)
         if not len(ids):
             return ids, np.empty(0, dtype=np.float64)
         matrix = self.engine.log.read_matrix(conn, spec, request.column, ids)
