@@ -39,11 +39,24 @@ from lookalike.errors import (
     TableNotFoundError,
     VectorError,
 )
+from lookalike.examples import Example
 from lookalike.folders import IndexReport, index_paths
+from lookalike.hybrid import HybridSearch, HybridSearchResult
+from lookalike.metadata import photo_filter, tag_counts
+from lookalike.rerank import BaseReranker, Reranker, register_reranker
 from lookalike.results import FailedItem, InsertResult, QueryResult
-from lookalike.schema import DISTANCE_METRICS, Field, TableModel, VectorField
+from lookalike.schema import (
+    DISTANCE_METRICS,
+    Field,
+    FullTextField,
+    FullTextIndex,
+    TableModel,
+    TagsField,
+    VectorField,
+)
 from lookalike.search import Search, SearchResult
 from lookalike.table import Table
+from lookalike.text_search import TextSearch, TextSearchResult
 
 __version__ = "0.1.0"
 
@@ -51,6 +64,7 @@ __all__ = [
     "DISTANCE_METRICS",
     "AuthenticationError",
     "BaseEmbeddingFunction",
+    "BaseReranker",
     "BulkInsertError",
     "Client",
     "ConfigurationError",
@@ -59,9 +73,14 @@ __all__ = [
     "EmbeddingError",
     "EmbeddingFunction",
     "EngineError",
+    "Example",
     "FailedItem",
     "Field",
     "FilterError",
+    "FullTextField",
+    "FullTextIndex",
+    "HybridSearch",
+    "HybridSearchResult",
     "ImageInputError",
     "IndexReport",
     "InsertResult",
@@ -70,12 +89,16 @@ __all__ = [
     "ModelNotFoundError",
     "ProviderError",
     "QueryResult",
+    "Reranker",
     "SchemaError",
     "Search",
     "SearchResult",
     "Table",
     "TableModel",
     "TableNotFoundError",
+    "TagsField",
+    "TextSearch",
+    "TextSearchResult",
     "TiDBClient",
     "VectorError",
     "VectorField",
@@ -84,6 +107,9 @@ __all__ = [
     "copy_table",
     "find_duplicates",
     "index_paths",
+    "photo_filter",
     "register_engine",
     "register_provider",
+    "register_reranker",
+    "tag_counts",
 ]

@@ -23,7 +23,7 @@ import sys
 from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypeVar
 
 import typer
 from typer import core as _typer_core
@@ -235,6 +235,15 @@ def index(
     ),
     max_pixels: str | None = MaxPixelsOption,
     chunk_size: int = typer.Option(64, "--chunk-size", min=1, metavar="N", help="Files per committed chunk."),
+    tags: bool = typer.Option(
+        True, "--tags/--no-tags", help="Give a new index each picture's top words (tags), from the model."
+    ),
+    vocabulary: Path | None = typer.Option(
+        None,
+        "--vocabulary",
+        metavar="FILE",
+        help="Tag with these phrases (one a line) instead of the built-in ones.",
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """Index image folders (incremental: unchanged files are skipped, renames reuse vectors).
@@ -264,6 +273,8 @@ def index(
             on_progress=progress.update,
             should_stop=should_stop,
             chunk_size=chunk_size,
+            tags=tags,
+            vocabulary=vocabulary,
         ),
     )
     _finish_index(report, errors, as_json)
@@ -466,9 +477,36 @@ def _print_index_summary(report: IndexReport) -> None:
 # ---------------------------------------------------------------------- search
 
 
+# the photo filters of `search` (lookalike.metadata.photo_filter)
+TagOption = typer.Option(
+    None, "--tag", metavar="WORDS", help="Only pictures tagged with these words (repeatable: all of them)."
+)
+SinceOption = typer.Option(
+    None, "--since", metavar="DATE", help="Only pictures taken on or after YYYY, YYYY-MM or YYYY-MM-DD."
+)
+UntilOption = typer.Option(
+    None, "--until", metavar="DATE", help="Only pictures taken up to the end of YYYY, YYYY-MM or YYYY-MM-DD."
+)
+NearOption = typer.Option(
+    None, "--near", metavar="LAT,LON", help="Only pictures taken near this place, e.g. 48.85,2.35."
+)
+RadiusOption = typer.Option(
+    None, "--radius", metavar="DISTANCE", help="How near for --near: 5km, 500m, 3mi (default 1km)."
+)
+CameraOption = typer.Option(
+    None, "--camera", metavar="NAME", help='Only pictures from this camera (make or model, e.g. "Pixel 7").'
+)
+
+
 @app.command()
 def search(
-    query: str = typer.Argument(..., metavar="QUERY", help="Words, an image path or an image URL."),
+    terms: list[str] = typer.Argument(
+        ...,
+        metavar="QUERY...",
+        help="Words, an image path or an image URL; or several terms joined by + and -, each with an "
+        'optional weight: "2:golden retriever" + ./pool.jpg - grass (put -- before a term that '
+        "starts with -).",
+    ),
     db: str = DbOption,
     table: str = TableOption,
     limit: int = typer.Option(10, "--limit", "-n", min=1, metavar="N", help="How many results."),
@@ -482,38 +520,48 @@ def search(
         None, "--where", metavar="SQL", help="Keep rows matching an SQL condition, e.g. 'width > 1000'."
     ),
     as_json: bool = JsonOption,
-    text: bool = typer.Option(False, "--text", help="Treat QUERY as words, even if it looks like a path."),
-    image: bool = typer.Option(False, "--image", help="Treat QUERY as an image path or URL."),
+    text: bool = typer.Option(
+        False, "--text", help="Read every term as words, even if it looks like a path."
+    ),
+    image: bool = typer.Option(False, "--image", help="Read every term as an image path or URL."),
+    tag: list[str] = TagOption,
+    since: str | None = SinceOption,
+    until: str | None = UntilOption,
+    near: str | None = NearOption,
+    radius: str | None = RadiusOption,
+    camera: str | None = CameraOption,
     max_pixels: str | None = MaxPixelsOption,
 ) -> None:
-    """Search by words or by example image; shows rank, score and path."""
+    """Search by words or by example image; shows rank, score and path.
+
+    Several terms make one query: "+" adds an example, "-" pushes away from one, and "N:" weighs a
+    term (a term that is an existing file or a URL is an image, anything else words).
+
+    Photo filters (--tag, --since/--until, --near/--radius, --camera) read the columns a folder
+    index stores; --near keeps only pictures within the radius, so fewer than --limit may show.
+    """
     if text and image:
         _fail("--text and --image exclude each other")
-    if filter is not None and where is not None:
-        _fail("--filter and --where exclude each other: write the whole condition in one of them")
-    condition: Any = where
-    if filter is not None:
-        try:
-            parsed = json.loads(filter)
-        except json.JSONDecodeError as exc:
-            _fail(f"--filter is not valid JSON: {exc.msg} at character {exc.pos}")
-        if not isinstance(parsed, dict):
-            # a JSON string would reach the library as raw SQL: that is what --where is for
-            _fail('--filter takes a JSON object such as \'{"width": {"$gt": 1000}}\'; use --where for SQL')
-        condition = parsed
+    photo = {"tag": tag or None, "since": since, "until": until, "near": near, "radius": radius}
+    condition = _photo_condition(_search_condition(filter, where), {**photo, "camera": camera})
     _set_max_pixels(max_pixels)
     client, tbl = _open(db, table)
-    if text:
-        builder = _call(lambda: tbl.search(text=query))
-    elif image:
-        builder = _call(lambda: tbl.search(image=query))
-    else:
-        builder = _call(lambda: tbl.search(query), hint=lambda exc: _words_hint(exc, query))
+    builder = _search_builder(tbl, terms, "text" if text else "image" if image else None)
     builder = _call(lambda: builder.limit(limit))
     if condition is not None:
         builder = _call(lambda: builder.filter(condition))
+    query = terms[0] if len(terms) == 1 else " ".join(terms)
     hits = _call(builder.to_list, hint=lambda exc: _words_hint(exc, query) if not image else "")
     client.close()
+    if near is not None:  # the filter was the circle's bounding box: keep what lies in the circle
+        from lookalike.metadata import within_radius
+
+        hits = _call(lambda: within_radius(hits, near, radius))
+    _print_hits(tbl, hits, as_json)
+
+
+def _print_hits(tbl: Any, hits: list[dict[str, Any]], as_json: bool) -> None:
+    """Search results as JSON, or one line each: rank, score and the row's label."""
     label = _label_column(tbl)
     if as_json:
         _print_json(
@@ -528,6 +576,52 @@ def search(
         return
     for i, h in enumerate(hits, 1):
         print(f"{i:>3}  {h['_score']:.4f}  {h.get(label, h.get(tbl.primary_key))}")
+
+
+def _search_condition(filter: str | None, where: str | None) -> Any:
+    """The ``--filter`` JSON object or the ``--where`` SQL (they exclude each other), or None."""
+    if filter is not None and where is not None:
+        _fail("--filter and --where exclude each other: write the whole condition in one of them")
+    if filter is None:
+        return where
+    try:
+        parsed = json.loads(filter)
+    except json.JSONDecodeError as exc:
+        _fail(f"--filter is not valid JSON: {exc.msg} at character {exc.pos}")
+    if not isinstance(parsed, dict):
+        # a JSON string would reach the library as raw SQL: that is what --where is for
+        _fail('--filter takes a JSON object such as \'{"width": {"$gt": 1000}}\'; use --where for SQL')
+    return parsed
+
+
+def _photo_condition(condition: Any, options: dict[str, Any]) -> Any:
+    """``condition`` and the photo filters (:func:`lookalike.metadata.photo_filter`) together."""
+    if all(v is None for v in options.values()):
+        return condition
+    from lookalike.metadata import photo_filter
+
+    photo = _call(lambda: photo_filter(**options))
+    if photo is None or condition is None:
+        return photo if condition is None else condition
+    if isinstance(condition, str):
+        # SQL text and a dict filter cannot be joined without compiling either: ask for JSON
+        _fail("--where cannot be combined with --tag/--since/--until/--near/--camera: use --filter JSON")
+    return {"$and": [condition, photo]}
+
+
+def _search_builder(tbl: Any, terms: list[str], force: Literal["text", "image"] | None) -> Any:
+    """``tbl.search(...)`` for the terms: one term as before, several through :func:`parse_terms`."""
+    if len(terms) == 1:  # one term: exactly the single-query search (no + - or N: reading)
+        query = terms[0]
+        if force == "text":
+            return _call(lambda: tbl.search(text=query))
+        if force == "image":
+            return _call(lambda: tbl.search(image=query))
+        return _call(lambda: tbl.search(query), hint=lambda exc: _words_hint(exc, query))
+    from lookalike.examples import parse_terms
+
+    positive, negative = _call(lambda: parse_terms(terms, force=force))
+    return _call(lambda: tbl.search(positive=positive, negative=negative))
 
 
 def _words_hint(exc: Exception, query: str) -> str:

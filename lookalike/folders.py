@@ -7,7 +7,18 @@
     print(report.added, report.skipped, report.removed, report.failures)
 
 A folder index is a table with a standard schema (:func:`folder_schema`): ``id``, ``path`` (unique,
-absolute), ``size``, ``mtime``, ``width``, ``height``, ``added_at`` and the vector ``vec``.
+absolute), ``size``, ``mtime``, ``width``, ``height``, ``added_at``, the EXIF columns ``taken_at``,
+``gps_lat``, ``gps_lon``, ``camera_make``, ``camera_model``, ``camera`` (make and model lowercased, for
+filters) and ``orientation`` (:mod:`lookalike.images.exif`), the vector ``vec`` and, with a
+multimodal model, ``tags``/``tag_scores``: each picture's top words of a vocabulary
+(:mod:`lookalike.tags`), on by default (``tags=False`` leaves them out of a new table).
+
+* **Older folder indexes** (made before the EXIF and tag columns) are upgraded when opened: the
+  missing columns are added (``ALTER TABLE … ADD COLUMN``), the stored table description is
+  updated, and the rows already there get their tags from their stored vectors (no inference) and
+  their EXIF from the files' headers, once.
+* **EXIF values that can't be right** (broken GPS, dates in the future or malformed) are stored as
+  NULL and listed once per run in ``report.metadata_problems``, with one warning.
 
 * **The model comes first.** It is loaded (downloaded if need be) before any file is read, so a model
   that can't be had is one error, not one per picture, and no table is made for it. An empty table
@@ -35,6 +46,7 @@ import hashlib
 import os
 import time
 import types
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,8 +62,9 @@ from lookalike.errors import (
     ModelNotFoundError,
     SchemaError,
 )
+from lookalike.images.exif import read_photo_info
 from lookalike.images.refs import is_url
-from lookalike.paths import to_text
+from lookalike.paths import from_text, to_text
 from lookalike.walk import DEFAULT_EXCLUDE, Found, ScanProblem, ScanResult, ScanStopped, scan_paths
 
 if TYPE_CHECKING:
@@ -79,7 +92,31 @@ DEFAULT_TABLE = "images"
 DEFAULT_CHUNK = 64
 """Files per committed chunk: small enough that a stop loses little, large enough to batch the model."""
 
-FOLDER_COLUMNS = ("id", "path", "size", "mtime", "width", "height", "added_at", "vec")
+FOLDER_COLUMNS = (
+    "id",
+    "path",
+    "size",
+    "mtime",
+    "width",
+    "height",
+    "added_at",
+    "taken_at",
+    "gps_lat",
+    "gps_lon",
+    "camera_make",
+    "camera_model",
+    "camera",
+    "orientation",
+    "vec",
+    "tags",
+    "tag_scores",
+)
+"""The columns of a folder index made now (``tags``/``tag_scores`` only with tags on)."""
+
+EXIF_COLUMNS = ("taken_at", "gps_lat", "gps_lon", "camera_make", "camera_model", "camera", "orientation")
+TAG_COLUMNS = ("tags", "tag_scores")
+BACKFILL_ROWS = 500
+"""Rows per transaction when an upgraded folder index fills its new columns for the rows it has."""
 
 SETUP_ERRORS = (ModelNotFoundError, AuthenticationError, MissingDependencyError)
 """Errors that no single file causes: the run stops with them instead of failing every file."""
@@ -119,6 +156,8 @@ class IndexReport:
     found: int = 0
     phase: str = "loading model"
     skipped_entries: str = ""
+    metadata_problems: list[IndexFailure] = field(default_factory=list)
+    """Files whose EXIF held values that can't be right (stored as NULL), one entry per file."""
     stopped: bool = False
     seconds: float = 0.0
 
@@ -141,6 +180,7 @@ class IndexReport:
             "known_failed": len(self.known_failures),
             "known_failures": [{"path": f.path, "error": f.error} for f in self.known_failures],
             "skipped_entries": self.skipped_entries,
+            "metadata_problems": [{"path": f.path, "error": f.error} for f in self.metadata_problems],
             "stopped": self.stopped,
             "seconds": round(self.seconds, 3),
         }
@@ -153,33 +193,72 @@ class _Stopped(BaseException):
 # ---------------------------------------------------------------------- the table
 
 
-def folder_schema(embed_fn: BaseEmbeddingFunction, table: str = DEFAULT_TABLE) -> type[Any]:
-    """The standard table model of a folder index, with ``vec`` filled from ``path`` by ``embed_fn``."""
-    from lookalike.schema import Field, TableModel
+def folder_schema(
+    embed_fn: BaseEmbeddingFunction,
+    table: str = DEFAULT_TABLE,
+    *,
+    tags: bool = True,
+    vocabulary: str | os.PathLike[str] | list[str] | None = None,
+    fulltext: bool = True,
+) -> type[Any]:
+    """The standard table model of a folder index, with ``vec`` filled from ``path`` by ``embed_fn``.
 
+    ``tags`` adds ``tags``/``tag_scores`` (a multimodal model only: it scores pictures against words),
+    from ``vocabulary`` (default: the built-in one; a file path is stored absolute). ``fulltext``
+    marks ``tags`` for full-text search.
+    """
+    from lookalike.schema import Field, TableModel, TagsField
+
+    annotations: dict[str, Any] = {
+        "id": int | None,
+        "path": str,
+        "size": int | None,
+        "mtime": float | None,
+        "width": int | None,
+        "height": int | None,
+        "added_at": _dt.datetime | None,
+        "taken_at": str | None,
+        "gps_lat": float | None,
+        "gps_lon": float | None,
+        "camera_make": str | None,
+        "camera_model": str | None,
+        "camera": str | None,
+        "orientation": int | None,
+        "vec": list[float] | None,
+    }
     namespace: dict[str, Any] = {
         "__tablename__": table,
         "__module__": __name__,
-        "__annotations__": {
-            "id": int | None,
-            "path": str,
-            "size": int | None,
-            "mtime": float | None,
-            "width": int | None,
-            "height": int | None,
-            "added_at": _dt.datetime | None,
-            "vec": list[float] | None,
-        },
+        "__annotations__": annotations,
         "id": Field(default=None, primary_key=True),
         "path": Field(unique=True),
         "size": Field(default=None),
         "mtime": Field(default=None),
         "width": Field(default=None),
         "height": Field(default=None),
-        "added_at": Field(default=None),
+        # a plain DateTime: SQLModel's own datetime type is stored in the table description as text,
+        # which would bind datetimes as text when the table is opened again (refused by PostgreSQL)
+        "added_at": Field(default=None, sa_type=sa.DateTime(timezone=True)),
+        # ISO text: sorts by date on every engine and keeps the camera's UTC offset when it wrote one
+        "taken_at": Field(default=None, sa_type=sa.Text),
+        "gps_lat": Field(default=None),
+        "gps_lon": Field(default=None),
+        "camera_make": Field(default=None, sa_type=sa.Text),
+        "camera_model": Field(default=None, sa_type=sa.Text),
+        "camera": Field(default=None, sa_type=sa.Text),
+        "orientation": Field(default=None),
         # "image": a path without an image suffix is still a picture, never a sentence
         "vec": embed_fn.VectorField(source_field="path", source_type="image"),
     }
+    if tags and embed_fn.multimodal:
+        if isinstance(vocabulary, (str, os.PathLike)):
+            vocabulary = os.path.abspath(os.path.expanduser(os.fspath(vocabulary)))
+        annotations["tags"] = str | None
+        annotations["tag_scores"] = dict[str, float] | None
+        namespace["tags"] = TagsField(
+            "vec", top=5, vocabulary=vocabulary, scores_field="tag_scores", fulltext=fulltext
+        )
+        namespace["tag_scores"] = Field(default=None, sa_type=sa.JSON)
     name = "".join(p.capitalize() for p in table.replace("-", "_").split("_") if p) or "Images"
     # new_class picks TableModel's metaclass, as a class statement would
     return types.new_class(f"{name}Folder", (TableModel,), exec_body=lambda ns: ns.update(namespace))
@@ -207,6 +286,8 @@ def open_folder_table(
     model: str | BaseEmbeddingFunction | None = None,
     *,
     precision: str | None = None,
+    tags: bool = True,
+    vocabulary: str | os.PathLike[str] | list[str] | None = None,
 ) -> Table:
     """Open the folder index ``table``, creating it with ``model`` (default: the library's) if needed.
 
@@ -217,13 +298,17 @@ def open_folder_table(
     ``precision`` runs a local model at ``"int8"`` or ``"fp32"``; ``"auto"`` takes int8 for the known
     models (:func:`~lookalike.embeddings.model_files.list_models`) that have an int8 export, and leaves
     any other model at its own precision. Other providers have no precision and ignore it.
+    ``tags``/``vocabulary``: see :func:`folder_schema`; they apply to a table made (or upgraded from
+    an older version) now. A folder index from an older version gains the EXIF and tag columns here
+    (see the module docstring).
     """
     from lookalike.embeddings import BaseEmbeddingFunction, EmbeddingFunction
 
     wanted = model if isinstance(model, BaseEmbeddingFunction) or model is None else EmbeddingFunction(model)
     if not client.has_table(table):
         embed = _ready(wanted if wanted is not None else EmbeddingFunction(), precision)
-        return client.create_table(schema=folder_schema(embed, table), if_exists="skip")
+        schema = folder_schema(embed, table, tags=tags, vocabulary=vocabulary)
+        return client.create_table(schema=schema, if_exists="skip")
     tbl = client.open_table(table)
     missing = [c for c in ("path", "size", "mtime", "vec") if c not in tbl.spec.sa_table.c]
     if missing:
@@ -236,6 +321,9 @@ def open_folder_table(
             raise ConfigurationError(f"table {table!r} has no stored model; name the model to index with")
         # index with the settings asked for (e.g. int8); the stored model stays the table's
         embed = _ready(wanted or stored, precision)
+        _check_vocabulary(tbl, vocabulary)
+        if _upgrade_needed(tbl, stored, tags):
+            tbl = _upgrade(client, tbl, stored, tags=tags, vocabulary=vocabulary)
         return tbl if embed is stored else client.open_table(table, embed_fn=embed)
     t = tbl.spec.sa_table
     with tbl.database.connection(write=False) as conn:
@@ -251,7 +339,132 @@ def open_folder_table(
     embed = _ready(wanted, precision)
     client.drop_table(table)
     _FailureLog.clear(client.database, table)
-    return client.create_table(schema=folder_schema(embed, table), if_exists="skip")
+    schema = folder_schema(embed, table, tags=tags, vocabulary=vocabulary)
+    return client.create_table(schema=schema, if_exists="skip")
+
+
+# ---------------------------------------------------------------------- older folder indexes
+
+
+def _check_vocabulary(tbl: Table, vocabulary: str | os.PathLike[str] | list[str] | None) -> None:
+    """A vocabulary named for a table already tagged with another one is an error, not a silent mix."""
+    from lookalike.schema import tag_fields
+
+    spec = tag_fields(tbl.spec.sa_table).get("tags")
+    if vocabulary is None or spec is None:
+        return
+    asked = (
+        os.path.abspath(os.path.expanduser(os.fspath(vocabulary)))
+        if isinstance(vocabulary, (str, os.PathLike))
+        else [str(v) for v in vocabulary]
+    )
+    if asked != spec.vocabulary:
+        raise ConfigurationError(
+            f"table {tbl.name!r} is tagged with {'the built-in vocabulary' if spec.vocabulary is None else 'another vocabulary'}; "
+            "index into another table (--table NAME) to tag with this one"
+        )
+
+
+def _upgrade_needed(tbl: Table, embed: BaseEmbeddingFunction | None, tags: bool) -> bool:
+    columns = tbl.spec.sa_table.c
+    if any(c not in columns for c in EXIF_COLUMNS):
+        return True
+    return tags and embed is not None and embed.multimodal and "tags" not in columns
+
+
+def _upgrade(
+    client: Client,
+    tbl: Table,
+    embed: BaseEmbeddingFunction | None,
+    *,
+    tags: bool,
+    vocabulary: str | os.PathLike[str] | list[str] | None,
+) -> Table:
+    """Bring a folder index made by an older version up to today's columns, then fill them for the
+    rows it holds (tags from stored vectors, EXIF from the files' headers).
+
+    Columns are added with ``ALTER TABLE … ADD COLUMN`` (every engine has it; added columns are NULL
+    in existing rows) and the stored description gains them, in one transaction.
+    """
+    from lookalike.schema import TableSpec
+
+    if embed is None:
+        raise ConfigurationError(f"table {tbl.name!r} has no stored model; name the model to index with")
+    # the full-text mark is left for create_fts_index below: it builds the index over existing rows
+    wanted = TableSpec.from_model(
+        folder_schema(embed, tbl.name, tags=tags, vocabulary=vocabulary, fulltext=False)
+    )
+    have = tbl.spec.sa_table.c
+    added = [col for col in wanted.sa_table.columns if col.name not in have]
+    engine = tbl.database.engine
+    desc = tbl.spec.describe()
+    fresh = {c["name"]: c for c in wanted.describe()["columns"]}
+    desc["columns"] = [*desc["columns"], *(fresh[c.name] for c in added)]
+    for column in desc["columns"]:
+        if column["name"] == "added_at":  # older versions described it as text (see folder_schema)
+            column["type"] = "datetime"
+    with tbl.database.connection(write=True) as conn:
+        for col in added:
+            # CreateColumn compiled by the connection: the column's name and type in its own dialect
+            definition = sa.schema.CreateColumn(col).compile(conn)
+            conn.execute(sa.text(f"ALTER TABLE {engine.quote(tbl.name)} ADD COLUMN {definition}"))
+        engine.save_description(conn, TableSpec.from_description(desc, {"vec": embed}))
+    upgraded = client.open_table(tbl.name, embed_fn=embed)  # the columns as stored now
+    names = {c.name for c in added}
+    if names & set(EXIF_COLUMNS):
+        _backfill_exif(upgraded)
+    if "tags" in names:
+        _backfill_tags(upgraded)
+        upgraded.create_fts_index("tags")
+    return upgraded
+
+
+def _backfill_tags(tbl: Table) -> None:
+    """Tags for the rows that have a vector, from the stored vectors (a matrix product, no inference)."""
+    from lookalike.ingest import Ingest
+
+    ingest = Ingest(tbl.spec, tbl.database)
+    with tbl.database.connection(write=False) as conn:
+        ids, vectors = tbl.database.engine.read_vectors(conn, tbl.spec, "vec")
+    for start in range(0, len(ids), BACKFILL_ROWS):
+        rows = [(j, {"vec": v}) for j, v in enumerate(vectors[start : start + BACKFILL_ROWS])]
+        ingest.fill_tags(rows)
+        values = [
+            {"_key": rid, "tags": row.get("tags"), "tag_scores": row.get("tag_scores")}
+            for rid, (_, row) in zip(ids[start : start + BACKFILL_ROWS], rows)
+        ]
+        _update_rows(tbl, values)
+
+
+def _backfill_exif(tbl: Table) -> None:
+    """EXIF columns for the rows of local files (URL rows have none to read)."""
+    t = tbl.spec.sa_table
+    with tbl.database.connection(write=False) as conn:
+        rows = [(rid, path) for rid, path in conn.execute(sa.select(t.c.id, t.c.path)) if not is_url(path)]
+    for start in range(0, len(rows), BACKFILL_ROWS):
+        values = []
+        for rid, path in rows[start : start + BACKFILL_ROWS]:
+            info = read_photo_info(from_text(path))
+            values.append({"_key": rid, **{c: v for c, v in info.columns().items() if c in EXIF_COLUMNS}})
+        _update_rows(tbl, values)
+
+
+def _update_rows(tbl: Table, values: list[dict[str, Any]]) -> None:
+    """Set derived columns of many rows by id in one statement (no vector or source changes, so the
+    table's insert path has nothing to do)."""
+    if not values:
+        return
+    t = tbl.spec.sa_table
+    columns = [k for k in values[0] if k != "_key"]
+    # bound under other names: SQLAlchemy keeps a column's own name for its SET clause
+    stmt = (
+        sa.update(t)
+        .where(t.c.id == sa.bindparam("_key"))
+        .values({c: sa.bindparam(f"v_{c}") for c in columns})
+    )
+    params = [{"_key": v["_key"], **{f"v_{c}": v[c] for c in columns}} for v in values]
+    with tbl.database.connection(write=True) as conn:
+        conn.execute(stmt, params)
 
 
 def _ready(embed: BaseEmbeddingFunction, precision: str | None) -> BaseEmbeddingFunction:
@@ -396,17 +609,6 @@ def _file_hash(path: str) -> str | None:
     return digest.hexdigest()
 
 
-def _header_size(path: str) -> tuple[int | None, int | None]:
-    """Pixel size from the file header (cheap: PIL reads the first bytes only)."""
-    try:
-        from PIL import Image
-
-        with Image.open(path) as im:
-            return int(im.size[0]), int(im.size[1])
-    except Exception:  # the embedder reports unreadable images with a proper message
-        return None, None
-
-
 def _read_urls(urls_file: str | os.PathLike[str]) -> list[str]:
     try:
         text = Path(urls_file).expanduser().read_text(encoding="utf-8")
@@ -487,6 +689,7 @@ class _Run:
         should_stop: Callable[[], bool] | None,
     ) -> None:
         self.report = IndexReport(table=table)
+        self._metadata_noted: set[str] = set()
         self._on_progress = on_progress
         self._should_stop = should_stop
         self._started = time.monotonic()
@@ -504,10 +707,30 @@ class _Run:
     def stop_requested(self) -> bool:
         return self._should_stop is not None and self._should_stop()
 
+    def note_metadata(self, path: str, problems: Sequence[str]) -> None:
+        """Remember a file's unusable EXIF values, once per run (a chunk written again one file at a
+        time reads the file again)."""
+        if problems and path not in self._metadata_noted:
+            self._metadata_noted.add(path)
+            self.report.metadata_problems.append(IndexFailure(path, "; ".join(problems)))
+
+    def warn_metadata(self) -> None:
+        """One warning for the run's unusable EXIF values (stored as NULL), naming the files."""
+        found = self.report.metadata_problems
+        if found:
+            shown = "; ".join(str(f) for f in found[:5])
+            more = f"; and {len(found) - 5} more files" if len(found) > 5 else ""
+            warnings.warn(
+                f"EXIF values stored as NULL in {len(found)} file(s): {shown}{more}",
+                UserWarning,
+                stacklevel=3,
+            )
+
     def finish(self, *, stopped: bool = False) -> IndexReport:
         """The report, with the time taken (and whether the run stopped early)."""
         if stopped:
             self.report.stopped = True
+        self.warn_metadata()
         self.report.seconds = time.monotonic() - self._started
         return self.report
 
@@ -527,6 +750,8 @@ def index_paths(
     on_progress: Callable[[IndexReport], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     chunk_size: int = DEFAULT_CHUNK,
+    tags: bool = True,
+    vocabulary: str | os.PathLike[str] | list[str] | None = None,
 ) -> IndexReport:
     """Index image files under ``paths`` (and URLs listed in ``urls_file``) into a folder table.
 
@@ -535,7 +760,9 @@ def index_paths(
     default the library's; ``precision`` runs a local one at ``"int8"``, ``"fp32"`` or ``"auto"``: see
     :func:`open_folder_table`). See the module docstring for the walk, incremental work, remembered
     failures and stops. ``on_progress(report)`` is called as work advances. Bad files don't stop the
-    run: they are listed in ``report.failures``. Raises :class:`ConfigurationError` for a path that
+    run: they are listed in ``report.failures``; unusable EXIF values in ``report.metadata_problems``.
+    ``tags=False`` makes a new table without tags; ``vocabulary`` tags with your own phrases (a file,
+    one a line, or a list) instead of the built-in ones. Raises :class:`ConfigurationError` for a path that
     doesn't exist, and the model's error (e.g. :class:`ModelNotFoundError`) before any file is read
     when the model can't be loaded.
     """
@@ -545,7 +772,8 @@ def index_paths(
         raise ConfigurationError(f"chunk_size must be positive, got {chunk_size!r}")
     urls = _read_urls(urls_file) if urls_file is not None else []
     run.tell()
-    tbl = open_folder_table(client, table, model, precision=precision)  # the model loads here
+    # the model loads here
+    tbl = open_folder_table(client, table, model, precision=precision, tags=tags, vocabulary=vocabulary)
     run.report.table = tbl.name
     run.enter("scanning")
     scan = _scan(run, roots, recursive=recursive, exclude=exclude, follow_links=follow_links)
@@ -780,7 +1008,7 @@ def _index_chunks(tbl: Table, todo: list[_Work], chunk_size: int, log: _FailureL
 def _index_chunk(tbl: Table, chunk: list[_Work], run: _Run) -> list[_FailedFile]:
     """Embed and write one chunk; returns its failures."""
     report = run.report
-    rows = _chunk_rows(chunk)
+    rows = _chunk_rows(chunk, run)
     base = report.done
 
     def progress(done: int, _total: int) -> None:
@@ -813,22 +1041,20 @@ def _index_chunk(tbl: Table, chunk: list[_Work], run: _Run) -> list[_FailedFile]
     return _count_results(report, chunk, result.failed)
 
 
-def _chunk_rows(chunk: list[_Work]) -> list[dict[str, Any]]:
-    """The rows to insert for a chunk (the vector is filled from ``path`` by the table's model)."""
+def _chunk_rows(chunk: list[_Work], run: _Run) -> list[dict[str, Any]]:
+    """The rows to insert for a chunk (the vector is filled from ``path`` by the table's model; the
+    pixel size and EXIF come from the file's header, which is all that is read here)."""
     now = _dt.datetime.now(_dt.timezone.utc)
     rows = []
     for w in chunk:
-        width, height = _header_size(w.fspath) if w.fspath is not None else (None, None)
-        rows.append(
-            {
-                "path": w.path,
-                "size": w.size,
-                "mtime": w.mtime,
-                "width": width,
-                "height": height,
-                "added_at": now,
-            }
-        )
+        row: dict[str, Any] = {"path": w.path, "size": w.size, "mtime": w.mtime, "added_at": now}
+        if w.fspath is not None:
+            info = read_photo_info(w.fspath)
+            run.note_metadata(w.path, info.problems)
+            row.update(info.columns())
+        else:
+            row.update(width=None, height=None)
+        rows.append(row)
     return rows
 
 

@@ -9,7 +9,10 @@ delegate to, and what ``copy_table`` writes through. Its steps, in order:
    row only to name a bad one;
 3. missing vectors with a source column are embedded, reusing cached vectors by content hash (local
    models); a ``None``/empty source leaves the vector NULL;
-4. the rows, the new cache entries and the rows' source records are written in one transaction per
+4. tag columns (:func:`~lookalike.schema.TagsField`) left empty get each image's top words of a
+   vocabulary: one matrix product of the chunk's vectors with the vocabulary's cached text vectors
+   (:mod:`lookalike.tags`), no extra inference;
+5. the rows, the new cache entries and the rows' source records are written in one transaction per
    chunk.
 
 Bad items follow ``on_error``: ``"raise"`` stops with a :class:`~lookalike.errors.BulkInsertError`
@@ -42,8 +45,9 @@ from lookalike.errors import (
 )
 from lookalike.images import SourceInfo
 from lookalike.results import FailedItem, InsertResult
-from lookalike.schema import TableSpec, VectorSpec
+from lookalike.schema import TableSpec, VectorSpec, tag_fields
 from lookalike.session import Database
+from lookalike.tags import Tagger
 from lookalike.types import OnError, Progress
 
 __all__ = ["DEFAULT_CHUNK_SIZE", "Ingest", "delete_rows"]
@@ -80,6 +84,12 @@ class Ingest:
         self.columns = frozenset(spec.sa_table.columns.keys())
         self.defaults: dict[str, Any] = model_defaults(spec)
         """Model field defaults (values or factories), applied to dict rows so they match model instances."""
+        self.taggers: dict[str, Tagger] = {}
+        """Tag columns whose vector column has an embedder (its text side embeds the vocabulary)."""
+        for name, tags in tag_fields(spec.sa_table).items():
+            vec = spec.vectors.get(tags.vector_field)
+            if vec is not None and vec.embed_fn is not None:
+                self.taggers[name] = Tagger(tags, vec.embed_fn)
 
     # ------------------------------------------------------------------ single items
     def row(self, obj: Any, index: int | None = None) -> dict[str, Any]:
@@ -125,6 +135,7 @@ class Ingest:
         self.check_vectors(row, None)
         _, side = self.fill_vectors([(0, row)], "raise")
         self.check_vectors(row, None)  # computed vectors too: an embedder may not declare its size
+        self.fill_tags([(0, row)])
         ids = self.write([(0, row)], side)
         return self.result_row(obj, row, ids[0])
 
@@ -142,6 +153,14 @@ class Ingest:
                 else:
                     values[name] = self.embed_sources(vec, [src], "raise")[0]
         self.check_vectors(values, None)
+        for name, tagger in self.taggers.items():
+            # a new vector means new tags (unless given); a vector set to NULL clears them
+            vector_column = tagger.spec.vector_field
+            if vector_column in values and name not in values:
+                values[name] = None
+                if tagger.spec.scores_field is not None:
+                    values[tagger.spec.scores_field] = None
+        self.fill_tags([(0, values)])
         return values
 
     def result_row(self, original: Any, row: dict[str, Any], pk_value: Any) -> Any:
@@ -264,6 +283,7 @@ class Ingest:
             if side and not self.vectors_ok(rows):
                 for j, row in rows:
                     self.check_vectors(row, base_index + j)
+        self.fill_tags(rows)
         ids = self.write(rows, side, replaces) if rows or replaces else []
         inserted = [self.result_row(items[j], row, pk) for (j, row), pk in zip(rows, ids)]
         failed.sort(key=lambda f: f.index)
@@ -363,6 +383,22 @@ class Ingest:
                     row[name] = res
             side.append(SideWrites(name, cache, {todo[k][0]: info for k, info in infos.items()}))
         return errors, side
+
+    def fill_tags(self, rows: Sequence[Row]) -> None:
+        """Fill each tag column the rows leave empty from their (checked) vectors, in place.
+
+        One matrix product per tag column for the whole chunk; tags given with a row are kept.
+        """
+        for name, tagger in self.taggers.items():
+            column = tagger.spec.vector_field
+            todo = [row for _, row in rows if row.get(column) is not None and row.get(name) is None]
+            if not todo:
+                continue
+            matrix = np.asarray([row[column] for row in todo], dtype=np.float32)
+            for row, (text, scores_of) in zip(todo, tagger.tag(matrix)):
+                row[name] = text
+                if tagger.spec.scores_field is not None:
+                    row[tagger.spec.scores_field] = scores_of
 
     def embed_sources(
         self, vec: VectorSpec, sources: list[Any], on_error: OnError, **kwargs: Any

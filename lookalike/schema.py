@@ -1,7 +1,9 @@
-"""Table definitions: :class:`TableModel`, :func:`Field`, :func:`VectorField` and the vector column type.
+"""Table definitions: :class:`TableModel`, :func:`Field`, :func:`VectorField`, :func:`FullTextField`,
+:class:`FullTextIndex` and the vector column type.
 
 A table is a SQLModel class (``table=True`` by default). Vector columns carry a :class:`VectorSpec` in
 their SQLAlchemy ``Column.info`` so the engine, the auto-embedder and the search builder can find them;
+full-text columns carry a :class:`FullTextSpec` the same way;
 :class:`TableSpec` turns a model into a JSON-able description that is stored in the database, so
 ``open_table`` in a new process rebuilds the same columns and embedder.
 """
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import decimal
+import os
 import uuid
 import warnings
 from dataclasses import dataclass, field
@@ -30,9 +33,15 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DISTANCE_METRICS",
+    "FULLTEXT_PARSERS",
     "Field",
+    "FullTextField",
+    "FullTextIndex",
+    "FullTextSpec",
     "TableModel",
     "TableSpec",
+    "TagsField",
+    "TagsSpec",
     "VectorCodec",
     "VectorField",
     "VectorSpec",
@@ -42,6 +51,10 @@ __all__ = [
 ]
 
 DISTANCE_METRICS = ("cosine", "l2", "inner_product", "l1")
+FULLTEXT_PARSERS = ("MULTILINGUAL", "STANDARD")
+"""TiDB's full-text parsers (pytidb's ``fts_parser``); the other engines record but don't need it."""
+CATALOG_VERSION = 2
+"""The stored description's format: 2 added ``"fulltext"``; version 1 descriptions still open."""
 _METRIC_ALIASES = {
     "cosine": "cosine",
     "l2": "l2",
@@ -203,6 +216,241 @@ def VectorField(
     )
 
 
+@dataclass
+class FullTextSpec:
+    """What lookalike knows about one full-text column: whether it is indexed, and how words are cut.
+
+    ``language``: ``None`` (words as written, accents folded) or a stemming language such as
+    ``"english"``; engines differ in which they know (see ``Table.create_fts_index``). ``parser``:
+    TiDB's ``WITH PARSER`` (``"MULTILINGUAL"`` or ``"STANDARD"``).
+    """
+
+    name: str
+    index: bool = True
+    language: str | None = None
+    parser: str = "MULTILINGUAL"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"index": self.index, "language": self.language, "parser": self.parser}
+
+    @classmethod
+    def from_dict(cls, name: str, data: dict[str, Any]) -> FullTextSpec:
+        return cls(
+            name=name,
+            index=bool(data.get("index", True)),
+            language=data.get("language"),
+            parser=str(data.get("parser") or "MULTILINGUAL"),
+        )
+
+
+_FULLTEXT_INFO = "lookalike_fulltext"
+
+
+def check_fts_parser(parser: Any) -> str:
+    """``"MULTILINGUAL"`` or ``"STANDARD"`` (any case), or a :class:`ConfigurationError`."""
+    name = str(parser).upper() if isinstance(parser, str) else ""
+    if name not in FULLTEXT_PARSERS:
+        raise ConfigurationError(
+            f"unknown full-text parser {parser!r}; use one of {', '.join(FULLTEXT_PARSERS)}"
+        )
+    return name
+
+
+def check_fts_language(language: Any) -> str | None:
+    """A language name as given (lower-cased), ``None`` for none; refuses what is not a plain name
+    (it ends up in DDL on PostgreSQL, so only letters, digits and ``_`` pass)."""
+    if language is None:
+        return None
+    if not isinstance(language, str) or not language.strip().replace("_", "a").isalnum():
+        raise ConfigurationError(f"full-text language must be a name such as 'english', got {language!r}")
+    return language.strip().lower()
+
+
+def FullTextField(
+    index: bool | None = True,
+    fts_parser: str | None = "MULTILINGUAL",
+    *,
+    language: str | None = None,
+    **kwargs: Any,
+) -> Any:
+    """A text column searched with ``table.search(..., search_type="fulltext")`` (pytidb's name).
+
+    ``index=True`` (the default) builds the full-text index when the table is created;
+    ``index=False`` only marks the column (build it later with ``table.create_fts_index``).
+    ``fts_parser`` is TiDB's parser; ``language`` picks stemming where the engine has it. Other
+    arguments go to :func:`Field` (``default=``, ``nullable=``...).
+    """
+    spec = FullTextSpec(
+        name="",
+        index=bool(index) if index is not None else True,
+        language=check_fts_language(language),
+        parser=check_fts_parser(fts_parser or "MULTILINGUAL"),
+    )
+    column = kwargs.pop("sa_column", None)
+    if column is not None:  # pytidb lets a caller bring the whole column
+        column.info[_FULLTEXT_INFO] = spec
+        return _SQLModelField(sa_column=column, **kwargs)
+    column_kwargs = dict(kwargs.pop("sa_column_kwargs", None) or {})
+    column_kwargs["info"] = {**column_kwargs.get("info", {}), _FULLTEXT_INFO: spec}
+    kwargs.setdefault("sa_type", sa.Text)
+    return _SQLModelField(sa_column_kwargs=column_kwargs, **kwargs)
+
+
+class FullTextIndex(sa.Index):
+    """A full-text index in ``__table_args__`` (pytidb's name): ``FullTextIndex("fts_caption", "caption")``.
+
+    It creates no SQL index of its own: each named column is marked as a full-text column (as
+    :func:`FullTextField` does) and the engine builds its own kind of index when the table is created.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *columns: Any,
+        fts_parser: str = "MULTILINGUAL",
+        language: str | None = None,
+        **kw: Any,
+    ) -> None:
+        if not columns:
+            raise SchemaError(f"FullTextIndex {name!r} names no column")
+        self.fts_parser = check_fts_parser(fts_parser)
+        self.language = check_fts_language(language)
+        super().__init__(name, *columns, **kw)
+
+
+def is_text_column(col: sa.Column[Any]) -> bool:
+    """Whether ``col`` holds text (the only kind of column a full-text index accepts)."""
+    return _column_kind(col) == "str"
+
+
+def _fulltext_columns(table: sa.Table) -> dict[str, FullTextSpec]:
+    """The table's full-text columns; :class:`FullTextIndex` entries become column marks and leave
+    the table's SQL indexes (a B-tree over long text would fail on PostgreSQL)."""
+    for idx in list(table.indexes):
+        if isinstance(idx, FullTextIndex):
+            for col in idx.columns:
+                col.info[_FULLTEXT_INFO] = FullTextSpec("", True, idx.language, idx.fts_parser)
+            table.indexes.discard(idx)
+    out: dict[str, FullTextSpec] = {}
+    for col in table.columns:
+        spec = col.info.get(_FULLTEXT_INFO)
+        if spec is None:
+            continue
+        if not is_text_column(col):
+            raise SchemaError(
+                f"full-text column {col.name!r} of {table.name!r} must hold text, not {_column_kind(col)}"
+            )
+        spec.name = col.name
+        out[col.name] = spec
+    return out
+
+
+# --------------------------------------------------------------------------- tags (words for pictures)
+
+_TAGS_INFO = "lookalike_tags"
+
+
+@dataclass
+class TagsSpec:
+    """A text column filled at insert with the top words of a vocabulary for an image vector.
+
+    ``vocabulary``: ``None`` for the built-in one, a file path (one phrase a line) or a list of
+    phrases. ``prompt`` wraps each phrase before the model's text side embeds it.
+    """
+
+    name: str
+    vector_field: str
+    top: int = 5
+    vocabulary: str | list[str] | None = None
+    min_score: float | None = None
+    scores_field: str | None = None
+    prompt: str = "a photo of {}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f: getattr(self, f) for f in self.__dataclass_fields__ if f != "name"}
+
+    @classmethod
+    def from_dict(cls, name: str, data: dict[str, Any]) -> TagsSpec:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__ and k != "name"}
+        return cls(name=name, **known)
+
+
+def TagsField(
+    vector_field: str,
+    *,
+    top: int = 5,
+    vocabulary: str | os.PathLike[str] | list[str] | None = None,
+    min_score: float | None = None,
+    scores_field: str | None = None,
+    prompt: str = "a photo of {}",
+    fulltext: bool = True,
+    **kwargs: Any,
+) -> Any:
+    """A text column of an image's ``top`` tags (``"beach, sea, sand"``), computed at insert from the
+    vector in ``vector_field`` and a vocabulary's text vectors (one matrix product per chunk, no
+    extra inference). ``scores_field`` names a JSON column that receives ``{tag: score}``;
+    ``min_score`` drops tags scoring below it (cosine similarity). ``fulltext=True`` also marks the
+    column for full-text search. Other arguments go to :func:`Field`.
+    """
+    if not isinstance(top, int) or isinstance(top, bool) or top <= 0:
+        raise SchemaError(f"TagsField top must be a positive integer, got {top!r}")
+    if min_score is not None and (
+        isinstance(min_score, bool) or not isinstance(min_score, (int, float)) or not -1 <= min_score <= 1
+    ):
+        raise SchemaError(f"TagsField min_score must be a number from -1 to 1, got {min_score!r}")
+    if not isinstance(prompt, str) or prompt.count("{}") != 1:
+        raise SchemaError(f"TagsField prompt must hold one '{{}}' for the phrase, got {prompt!r}")
+    if vocabulary is not None and not isinstance(vocabulary, (str, os.PathLike, list, tuple)):
+        raise SchemaError(
+            f"TagsField vocabulary must be a file path or a list of phrases, got {vocabulary!r}"
+        )
+    vocab: str | list[str] | None
+    if isinstance(vocabulary, (list, tuple)):
+        vocab = [str(v) for v in vocabulary]
+    else:
+        vocab = None if vocabulary is None else os.fspath(vocabulary)
+    spec = TagsSpec(
+        "", vector_field, top, vocab, None if min_score is None else float(min_score), scores_field, prompt
+    )
+    info: dict[str, Any] = {_TAGS_INFO: spec}
+    if fulltext:
+        info[_FULLTEXT_INFO] = FullTextSpec(name="")
+    kwargs.setdefault("default", None)
+    kwargs.setdefault("sa_type", sa.Text)
+    return _SQLModelField(nullable=True, sa_column_kwargs={"info": info}, **kwargs)
+
+
+def tag_fields(table: sa.Table) -> dict[str, TagsSpec]:
+    """The table's tag columns (declared with :func:`TagsField`), by name."""
+    out: dict[str, TagsSpec] = {}
+    for col in table.columns:
+        spec = col.info.get(_TAGS_INFO)
+        if isinstance(spec, TagsSpec):
+            spec.name = col.name
+            out[col.name] = spec
+    return out
+
+
+def _check_tag_fields(table: sa.Table, vectors: dict[str, VectorSpec]) -> None:
+    """Each tag column points at a vector column of the table, and its scores at a JSON column."""
+    for name, spec in tag_fields(table).items():
+        if spec.vector_field not in vectors:
+            raise SchemaError(
+                f"tag field {name!r} takes its tags from {spec.vector_field!r}, which is not a vector "
+                f"column of {table.name!r}"
+            )
+        if vectors[spec.vector_field].embed_fn is None:
+            raise SchemaError(
+                f"tag field {name!r} needs an embedding function on {spec.vector_field!r}: its text side "
+                "embeds the vocabulary"
+            )
+        scores = spec.scores_field
+        if scores is not None and (
+            scores not in table.columns or not isinstance(table.c[scores].type, sa.JSON)
+        ):
+            raise SchemaError(f"tag field {name!r} stores scores in {scores!r}, which is not a JSON column")
+
+
 # --------------------------------------------------------------------------- TableModel
 
 
@@ -326,6 +574,9 @@ class TableSpec:
     sa_table: sa.Table
     model: type[SQLModel] | None
     vectors: dict[str, VectorSpec]
+    fulltext: dict[str, FullTextSpec] = field(default_factory=dict)
+    """Full-text columns by name (those marked by :func:`FullTextField`, :class:`FullTextIndex` or
+    ``Table.create_fts_index``)."""
 
     def __post_init__(self) -> None:
         pks = [c.name for c in self.sa_table.primary_key.columns]
@@ -357,7 +608,9 @@ class TableSpec:
             if spec.source_field is not None and spec.embed_fn is None:
                 raise SchemaError(f"vector field {col.name!r} has a source_field but no embedding function")
             vectors[col.name] = spec
-        return cls(name=table.name, sa_table=table, model=model, vectors=vectors)
+        _check_tag_fields(table, vectors)
+        fulltext = _fulltext_columns(table)
+        return cls(name=table.name, sa_table=table, model=model, vectors=vectors, fulltext=fulltext)
 
     def _model_default(self, name: str) -> Any:
         info = getattr(self.model, "model_fields", {}).get(name)
@@ -384,13 +637,23 @@ class TableSpec:
             default = self._model_default(col.name)
             if isinstance(default, (int, float, str, bool)):
                 entry["default"] = default
+            tags = col.info.get(_TAGS_INFO)
+            if isinstance(tags, TagsSpec):
+                entry["tags"] = tags.to_dict()
             columns.append(entry)
         vectors = {}
         for name, spec in self.vectors.items():
             data = spec.to_dict()
             data["embedder"] = spec.embed_fn.config() if spec.embed_fn is not None else None
             vectors[name] = data
-        return {"version": 1, "name": self.name, "columns": columns, "vectors": vectors}
+        fulltext = {name: spec.to_dict() for name, spec in self.fulltext.items()}
+        return {
+            "version": CATALOG_VERSION,
+            "name": self.name,
+            "columns": columns,
+            "vectors": vectors,
+            "fulltext": fulltext,
+        }
 
     @classmethod
     def from_description(
@@ -424,13 +687,24 @@ class TableSpec:
                 primary_key=bool(col.get("primary_key")),
                 sa_type=_sa_type(kind, col),
                 nullable=bool(col.get("nullable", True)),
+                # a tag column (TagsField) keeps its settings
+                sa_column_kwargs={"info": {_TAGS_INFO: TagsSpec.from_dict(cname, col["tags"])}}
+                if col.get("tags")
+                else {},
             )
         namespace["__annotations__"] = annotations
         model = cast("type[TableModel]", _TableModelMeta(_class_name(name), (TableModel,), namespace))
         table = getattr(model, "__table__", None)  # SQLModel sets it on table models; not typed
         if not isinstance(table, sa.Table):  # the metaclass always makes one (table=True above)
             raise SchemaError(f"could not rebuild table {name!r} from its stored description")
-        return cls(name=name, sa_table=table, model=model, vectors=vectors)
+        fulltext = {  # absent from version 1 descriptions
+            col: FullTextSpec.from_dict(col, data)
+            for col, data in (desc.get("fulltext") or {}).items()
+            if col in table.columns
+        }
+        for col, text in fulltext.items():
+            table.c[col].info[_FULLTEXT_INFO] = text
+        return cls(name=name, sa_table=table, model=model, vectors=vectors, fulltext=fulltext)
 
 
 def _class_name(table: str) -> str:

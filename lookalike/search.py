@@ -17,26 +17,46 @@ metric                    ``_distance``           ``_score``
 ========================  ======================  ============================
 
 Vector columns are left out of results unless named in :meth:`Search.select`.
+
+Full-text searches (``search_type="fulltext"``, :class:`lookalike.text_search.TextSearch`) carry
+``_score`` only (no ``_distance`` key): the relevance of the row to the query's words, higher is
+better, comparable within one search only:
+
+========================  ============================================================
+engine                    full-text ``_score``
+========================  ============================================================
+embedded (SQLite FTS5)    ``-bm25()``: BM25 with k1 = 1.2, b = 0.75 (> 0)
+PostgreSQL                ``ts_rank(tsvector, tsquery, 1)``: term frequency over
+                          1 + log(length), no IDF (PostgreSQL has no BM25)
+TiDB                      ``FTS_MATCH_WORD(query, column)``: TiDB's BM25
+========================  ============================================================
 """
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Sequence
+import sys
 from typing import Any
 
 import numpy as np
 
+from lookalike.builder import DEFAULT_LIMIT, SearchBuilder
 from lookalike.embeddings.base import check_vector
 from lookalike.engines.base import SearchRequest, score_from_distance
 from lookalike.errors import ConfigurationError, SchemaError, describe_item
+from lookalike.examples import examples_vector
 from lookalike.filters import compile_filter
+from lookalike.rerank.base import RerankStep, rerank_pool
 from lookalike.results import QueryResult
 from lookalike.schema import TableSpec, VectorSpec, normalize_metric
 from lookalike.session import Database
 from lookalike.types import check_source_type
 
-DEFAULT_LIMIT = 10
+if sys.version_info >= (3, 11):
+    from typing import Self
+else:  # Python 3.10: typing_extensions comes with pydantic, a dependency
+    from typing_extensions import Self
+
+__all__ = ["DEFAULT_LIMIT", "Search", "SearchResult", "pick_vector_column"]
 
 
 def pick_vector_column(spec: TableSpec, name: str | None, *, how: str) -> VectorSpec:
@@ -63,32 +83,24 @@ class SearchResult(QueryResult):
     """Search hits, nearest first: dicts with the table's columns plus ``_distance`` and ``_score``."""
 
 
-class Search:
+class Search(SearchBuilder[SearchResult]):
     """A vector search on one table; configure it by chaining, run it with ``to_list()`` and friends.
 
     Get it from :meth:`lookalike.Table.search`; it holds the table's definition and database, not the
-    table itself.
+    table itself. ``filter``, ``limit``, ``select``, ``rerank`` and the ``to_*`` methods are
+    :class:`~lookalike.builder.SearchBuilder`'s.
     """
 
+    _result_type = SearchResult
+
     def __init__(self, spec: TableSpec, database: Database, query: Any, kind: str) -> None:
-        self._spec = spec
-        self._database = database
-        self._query = query
-        self._kind = kind  # "auto" | "text" | "image" | "vector"
+        super().__init__(spec, database, query)
+        self._kind = kind  # "auto" | "text" | "image" | "vector" | "examples" (query: Examples)
         self._column: str | None = None
         self._metric: str | None = None
         self._dmin: float | None = None
         self._dmax: float | None = None
-        self._filters: Any = None
-        self._limit = DEFAULT_LIMIT
-        self._columns: list[str] | None = None
         self._num_candidate: int | None = None
-
-    def _copy(self, **changes: Any) -> Search:
-        new = copy.copy(self)
-        for key, value in changes.items():
-            setattr(new, key, value)
-        return new
 
     def __repr__(self) -> str:
         return (
@@ -97,22 +109,22 @@ class Search:
         )
 
     # ------------------------------------------------------------------ builder
-    def vector_column(self, name: str) -> Search:
+    def vector_column(self, name: str) -> Self:
         """Search this vector column (needed when the table has several)."""
         self._vector(name)
         return self._copy(_column=name)
 
-    def distance_metric(self, metric: str) -> Search:
+    def distance_metric(self, metric: str) -> Self:
         """``"cosine"``, ``"l2"``, ``"inner_product"`` or ``"l1"`` (pytidb's upper-case names work too)."""
         return self._copy(_metric=normalize_metric(metric))
 
-    def distance_threshold(self, threshold: float | None) -> Search:
+    def distance_threshold(self, threshold: float | None) -> Self:
         """Keep rows with ``_distance <= threshold`` (0 keeps exact matches only)."""
         if threshold is None:
             return self._copy(_dmax=None)
         return self._copy(_dmax=_number(threshold, "distance_threshold"))
 
-    def distance_range(self, lower: float | None = None, upper: float | None = None) -> Search:
+    def distance_range(self, lower: float | None = None, upper: float | None = None) -> Self:
         """Keep rows with ``lower <= _distance <= upper`` (either bound may be None)."""
         lo = None if lower is None else _number(lower, "distance_range lower bound")
         hi = None if upper is None else _number(upper, "distance_range upper bound")
@@ -120,33 +132,7 @@ class Search:
             raise ConfigurationError(f"distance_range: lower bound {lo} is above upper bound {hi}")
         return self._copy(_dmin=lo, _dmax=hi)
 
-    def filter(self, filters: Any, prefilter: bool | None = None) -> Search:
-        """Only rows matching a dict filter, a SQL string or a SQLAlchemy expression.
-
-        Filtering is always exact: the filter selects candidates and distances are computed over them,
-        so ``limit`` rows come back whenever that many match (``prefilter`` is accepted for pytidb).
-        """
-        compile_filter(filters, self._spec.sa_table, json_contains=self._database.engine.json_contains)
-        return self._copy(_filters=filters)
-
-    def limit(self, k: int) -> Search:
-        """How many rows to return (default 10)."""
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k <= 0:
-            raise ConfigurationError(f"limit must be a positive integer, got {k!r}")
-        return self._copy(_limit=int(k))
-
-    def select(self, *columns: str | Sequence[str]) -> Search:
-        """Return only these columns (plus ``_distance`` and ``_score``)."""
-        names: list[str] = []
-        for c in columns:
-            names.extend([c] if isinstance(c, str) else list(c))
-        table = self._spec.sa_table
-        for n in names:
-            if n not in table.c:
-                raise SchemaError(f"unknown column {n!r} in select(); columns: {', '.join(table.c.keys())}")
-        return self._copy(_columns=names or None)
-
-    def num_candidate(self, n: int) -> Search:
+    def num_candidate(self, n: int) -> Self:
         """Candidates an ANN index search considers (exact search ignores it).
 
         On PostgreSQL this is the HNSW search beam, ``hnsw.ef_search``, for this query (by default
@@ -159,12 +145,25 @@ class Search:
             raise ConfigurationError(f"num_candidate must be positive, got {n!r}")
         return self._copy(_num_candidate=int(n))
 
+    def _rerank_column(self, step: RerankStep) -> str:
+        if step.column is not None:
+            return step.column
+        vec = self._vector(self._column)
+        if vec.source_field is None or vec.source_type == "image":
+            raise ConfigurationError(
+                f"rerank: vector column {vec.name!r} has no text source field; name the text column "
+                "to rerank on: .rerank(reranker, 'caption')"
+            )
+        return vec.source_field
+
     # ------------------------------------------------------------------ running
     def query_vector(self) -> np.ndarray:
         """The query as a vector (embedding it when it is text or an image)."""
         vec = self._vector(self._column)
         if self._kind == "vector":
             return check_vector(self._query, vec.dimensions, item=self._query, what="query vector")
+        if self._kind == "examples":  # several examples, combined (lookalike.examples)
+            return examples_vector(self._query, vec)
         if vec.embed_fn is None:
             raise ConfigurationError(
                 f"vector column {vec.name!r} has no embedding function: search it with a vector "
@@ -176,7 +175,7 @@ class Search:
     def _vector(self, name: str | None) -> VectorSpec:
         return pick_vector_column(self._spec, name, how="pick one with .vector_column(name)")
 
-    def _run(self) -> list[dict[str, Any]]:
+    def _vector_rows(self) -> list[dict[str, Any]]:
         spec = self._spec
         vec = self._vector(self._column)
         metric = self._metric or vec.distance_metric
@@ -188,16 +187,16 @@ class Search:
             if loading is not None:
                 loading.join()
         where = compile_filter(self._filters, spec.sa_table, json_contains=engine.json_contains)
-        columns = self._columns or [c for c in spec.sa_table.columns.keys() if c not in spec.vectors]
+        rerank_column = None if self._rerank is None else self._rerank_column(self._rerank)
         request = SearchRequest(
             column=vec.name,
             vector=query,
             metric=metric,
-            limit=self._limit,
+            limit=self._limit if self._rerank is None else rerank_pool(self._limit),
             distance_min=self._dmin,
             distance_max=self._dmax,
             where=where,
-            columns=columns,
+            columns=self._output_columns(rerank_column),
             num_candidate=self._num_candidate,
         )
         with self._database.connection(write=False) as conn:
@@ -211,25 +210,13 @@ class Search:
                         row[name] = row[name].tolist()
         return rows
 
-    def execute(self) -> SearchResult:
-        """Run the search."""
-        return SearchResult(self._run(), self._spec.model)
-
-    def to_list(self) -> list[dict[str, Any]]:
-        """Hits as dicts, nearest first."""
-        return self.execute().to_list()
-
-    def to_pandas(self) -> Any:
-        """Hits as a pandas DataFrame."""
-        return self.execute().to_pandas()
-
-    def to_pydantic(self, model: type | None = None) -> list[Any]:
-        """Hits as model instances (``_distance``/``_score`` set as attributes)."""
-        return self.execute().to_pydantic(model)
-
-    def to_rows(self) -> list[tuple[Any, ...]]:
-        """Hits as tuples."""
-        return self.execute().to_rows()
+    def _run(self) -> list[dict[str, Any]]:
+        if self._rerank is not None:  # a search that cannot be reranked fails before it runs
+            self._rerank.text_query(self._query)
+        rows = self._vector_rows()
+        if self._rerank is not None:
+            rows = self._apply_rerank(rows, self._rerank_column(self._rerank))
+        return rows
 
 
 def _number(value: Any, what: str) -> float:

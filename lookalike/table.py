@@ -13,20 +13,30 @@ item; ``"skip"`` writes the rest and reports what failed and why).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
 import sqlalchemy as sa
 
 from lookalike.cache import forget_rows, forget_table, read_sources
 from lookalike.errors import ConfigurationError, SchemaError
+from lookalike.examples import read_examples
 from lookalike.filters import compile_filter
+from lookalike.hybrid import HybridSearch
 from lookalike.images import SourceInfo
 from lookalike.ingest import DEFAULT_CHUNK_SIZE, Ingest, delete_rows
 from lookalike.results import FailedItem, InsertResult, QueryResult
-from lookalike.schema import TableSpec, VectorSpec, normalize_metric
+from lookalike.schema import (
+    FullTextSpec,
+    TableSpec,
+    VectorSpec,
+    check_fts_language,
+    is_text_column,
+    normalize_metric,
+)
 from lookalike.search import Search, pick_vector_column
 from lookalike.session import Database
+from lookalike.text_search import TextSearch
 from lookalike.types import OnError, Progress
 
 if TYPE_CHECKING:
@@ -257,6 +267,48 @@ class Table:
     count = rows
 
     # ------------------------------------------------------------------ search and indexes
+    # search_type picks the builder, each literal typed as its own class (the ``...`` defaults only
+    # let the literal be given positionally or by keyword: a call without one matches the first)
+    @overload
+    def search(
+        self,
+        query: Any = None,
+        search_type: Literal["vector"] = "vector",
+        *,
+        text: str | None = None,
+        image: Any = None,
+        vector: Any = None,
+        positive: Sequence[Any] | None = None,
+        negative: Sequence[Any] | None = None,
+    ) -> Search: ...
+
+    @overload
+    def search(
+        self,
+        query: Any = None,
+        search_type: Literal["fulltext"] = ...,
+        *,
+        text: str | None = None,
+        image: Any = None,
+        vector: Any = None,
+        positive: Sequence[Any] | None = None,
+        negative: Sequence[Any] | None = None,
+    ) -> TextSearch: ...
+
+    @overload
+    def search(
+        self,
+        query: Any = None,
+        search_type: Literal["hybrid"] = ...,
+        *,
+        text: str | None = None,
+        image: Any = None,
+        vector: Any = None,
+        positive: Sequence[Any] | None = None,
+        negative: Sequence[Any] | None = None,
+    ) -> HybridSearch: ...
+
+    @overload
     def search(
         self,
         query: Any = None,
@@ -265,14 +317,55 @@ class Table:
         text: str | None = None,
         image: Any = None,
         vector: Any = None,
-    ) -> Search:
-        """Start a vector search by text, image (URL, path, PIL, bytes, data URI) or vector.
+        positive: Sequence[Any] | None = None,
+        negative: Sequence[Any] | None = None,
+    ) -> Search | TextSearch | HybridSearch: ...
+
+    def search(
+        self,
+        query: Any = None,
+        search_type: str = "vector",
+        *,
+        text: str | None = None,
+        image: Any = None,
+        vector: Any = None,
+        positive: Sequence[Any] | None = None,
+        negative: Sequence[Any] | None = None,
+    ) -> Search | TextSearch | HybridSearch:
+        """Start a vector search by text, image (URL, path, PIL, bytes, data URI) or vector; with
+        ``search_type="fulltext"`` a :class:`~lookalike.TextSearch`, with ``"hybrid"`` a
+        :class:`~lookalike.HybridSearch` (each typed as such).
 
         ``search("orange tabby cat")`` decides from the value; ``search(text=...)``,
         ``search(image=...)`` and ``search(vector=...)`` say it explicitly, so no input is ambiguous.
+        ``search(positive=[...], negative=[...])`` combines several examples (words, images, vectors,
+        ``(item, weight)`` tuples) into one query vector; see :mod:`lookalike.examples`.
         """
+        if search_type == "fulltext":  # BM25-ranked words in a full-text column (lookalike.text_search)
+            words = [v for v in (query, text) if v is not None]
+            if len(words) != 1 or any(v is not None for v in (image, vector, positive, negative)):
+                raise ConfigurationError(
+                    "a full-text search takes one text: search('words', search_type='fulltext')"
+                )
+            return TextSearch(self._spec, self._database, words[0])
+        if search_type == "hybrid":  # vector + full-text, fused (lookalike.hybrid)
+            if sum(v is not None for v in (query, text)) > 1 or any(
+                v is not None for v in (image, positive, negative)
+            ):
+                raise ConfigurationError(
+                    "a hybrid search takes one text (and optionally vector=): "
+                    "search('words', search_type='hybrid')"
+                )
+            hybrid_text = text if text is not None else query
+            return HybridSearch(self._spec, self._database, hybrid_text, vector=vector)
         if search_type != "vector":
             raise ConfigurationError(f"search_type {search_type!r} is not supported yet; use 'vector'")
+        if positive is not None or negative is not None:  # several examples (lookalike.examples)
+            if any(v is not None for v in (query, text, image, vector)):
+                raise ConfigurationError(
+                    "pass either a query (query, text=, image=, vector=) or positive=/negative= examples"
+                )
+            return Search(self._spec, self._database, read_examples(positive, negative), "examples")
         given = [
             (k, v)
             for k, v in (("auto", query), ("text", text), ("image", image), ("vector", vector))
@@ -313,6 +406,38 @@ class Table:
         vec = self.vector_field(column)
         with self._database.connection(write=False) as conn:
             return self._database.engine.has_vector_index(conn, self._spec, vec.name)
+
+    def create_fts_index(
+        self, column: str, *, language: str | None = None, skip_existing: bool = True
+    ) -> None:
+        """Build a full-text index on the text column ``column`` (filled from the rows it has, kept in
+        step with later writes) and record it with the table, so ``open_table`` elsewhere knows it.
+
+        ``language``: stemming. The embedded engine knows ``None`` (no stemming) and ``"english"``
+        (Porter); PostgreSQL any text search configuration it has (``None``: ``simple``); TiDB
+        ignores it. With ``skip_existing`` an existing index is kept as it is, else it is rebuilt.
+        """
+        if column not in self._spec.sa_table.c:
+            raise SchemaError(f"{column!r} is not a column of {self.name!r}")
+        if not is_text_column(self._spec.sa_table.c[column]):
+            raise SchemaError(f"column {column!r} of {self.name!r} does not hold text: no full-text index")
+        language = check_fts_language(language)
+        engine = self._database.engine
+        with self._database.connection(write=True) as conn:
+            if skip_existing and engine.has_fts_index(conn, self._spec, column):
+                return
+            known = self._spec.fulltext.get(column)
+            text = FullTextSpec(column, True, language, known.parser if known else "MULTILINGUAL")
+            engine.create_fts_index(conn, self._spec, column, language)
+            self._spec.fulltext[column] = text
+            engine.save_description(conn, self._spec)
+
+    def has_fts_index(self, column: str) -> bool:
+        """True when the engine holds a full-text index on the column."""
+        if column not in self._spec.sa_table.c:
+            raise SchemaError(f"{column!r} is not a column of {self.name!r}")
+        with self._database.connection(write=False) as conn:
+            return self._database.engine.has_fts_index(conn, self._spec, column)
 
     def find_duplicates(self, **options: Any) -> list[Any]:
         """Exact and near-duplicate groups with a suggested keeper; see :func:`lookalike.duplicates.find_duplicates`."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import os
 import time
 from pathlib import Path
@@ -12,7 +13,7 @@ from PIL import Image
 
 import lookalike
 from lookalike import AuthenticationError, ConfigurationError
-from lookalike.folders import folder_schema, index_paths, scan_paths
+from lookalike.folders import FOLDER_COLUMNS, folder_schema, index_paths, scan_paths
 from tests.toy_embedder import COLOURS, ToyEmbedder
 
 
@@ -166,17 +167,11 @@ def test_bad_inputs(client: lookalike.Client, photos: Path, tmp_path: Path) -> N
 def test_folder_schema_columns() -> None:
     model = folder_schema(ToyEmbedder(), "pics")
     assert model.__tablename__ == "pics"
-    assert list(model.__table__.columns.keys()) == [
-        "id",
-        "path",
-        "size",
-        "mtime",
-        "width",
-        "height",
-        "added_at",
-        "vec",
-    ]
+    assert list(model.__table__.columns.keys()) == list(FOLDER_COLUMNS)
+    assert FOLDER_COLUMNS[:7] == ("id", "path", "size", "mtime", "width", "height", "added_at")
     assert model.__table__.c.path.unique
+    untagged = folder_schema(ToyEmbedder(), "pics", tags=False)
+    assert list(untagged.__table__.columns.keys()) == [c for c in FOLDER_COLUMNS if not c.startswith("tag")]
 
 
 class _KeyRejected(ToyEmbedder):
@@ -202,3 +197,65 @@ def test_a_setup_error_mid_run_stops_with_one_message(client: lookalike.Client, 
     assert not isinstance(caught.value, lookalike.BulkInsertError)
     failures = client.query("SELECT count(*) AS n FROM _lookalike_failures").scalar()
     assert failures == 0  # nothing is remembered as a bad file
+
+
+def _old_folder_schema(embed: ToyEmbedder) -> type:
+    """The folder index as versions before EXIF and tags made it (these eight columns)."""
+    from lookalike.schema import Field, TableModel
+
+    class Images(TableModel):
+        __tablename__ = "images"
+        id: int | None = Field(default=None, primary_key=True)
+        path: str = Field(unique=True)
+        size: int | None = Field(default=None)
+        mtime: float | None = Field(default=None)
+        width: int | None = Field(default=None)
+        height: int | None = Field(default=None)
+        added_at: datetime.datetime | None = Field(default=None)
+        vec: list[float] | None = embed.VectorField(source_field="path", source_type="image")
+
+    return Images
+
+
+def test_an_older_folder_index_is_upgraded_in_place(engine_url: str, tmp_path: Path) -> None:
+    """A database made before EXIF and tags gains the columns; its rows get tags from their stored
+    vectors (no inference) and EXIF from the files, and are not indexed again."""
+    from lookalike.folders import EXIF_COLUMNS
+
+    folder = tmp_path / "pics"
+    folder.mkdir()
+    exif = Image.Exif()
+    exif[0x010F], exif[0x0110] = "Google", "Pixel 7"
+    exif[0x8769] = {0x9003: "2023:06:15 14:03:22"}
+    Image.new("RGB", (40, 30), COLOURS["red"]).save(folder / "red.jpg", exif=exif)
+    Image.new("RGB", (40, 30), COLOURS["blue"]).save(folder / "blue.png")
+    old = lookalike.connect(engine_url)
+    old.drop_table("images", if_not_exists="skip")
+    table = old.create_table(schema=_old_folder_schema(ToyEmbedder()))
+    for p in sorted(folder.iterdir()):
+        st = p.stat()
+        table.insert({"path": str(p), "size": st.st_size, "mtime": st.st_mtime, "width": 40, "height": 30})
+    old.close()
+
+    client = lookalike.connect(engine_url)
+    try:
+        toy = ToyEmbedder()
+        report = index_paths(client, [folder], model=toy)
+        assert (report.added, report.skipped) == (0, 2) and toy.calls["images"] == 0
+        upgraded = client.open_table("images")
+        assert list(upgraded.spec.sa_table.c.keys())[:8] == [*FOLDER_COLUMNS[:7], "vec"]
+        assert set(EXIF_COLUMNS) | {"tags", "tag_scores"} <= set(upgraded.spec.sa_table.c.keys())
+        rows = {Path(r["path"]).name: r for r in upgraded.query().to_list()}
+        assert rows["red.jpg"]["taken_at"] == "2023-06-15T14:03:22"
+        assert rows["red.jpg"]["camera"] == "google pixel 7" and rows["blue.png"]["camera"] is None
+        assert rows["red.jpg"]["tags"].startswith("red ") and rows["blue.png"]["tags"].startswith("blue ")
+        hits = upgraded.search("red", search_type="fulltext").text_column("tags").limit(5).to_list()
+        assert [Path(h["path"]).name for h in hits] == ["red.jpg"]  # the added column is searchable
+        new = folder / "green.png"
+        Image.new("RGB", (40, 30), COLOURS["green"]).save(new)
+        again = index_paths(client, [folder], model=toy)
+        assert again.added == 1, again.failures
+        assert client.open_table("images").query({"path": str(new)}).to_list()[0]["tags"].startswith("green ")
+    finally:
+        client.drop_table("images", if_not_exists="skip")
+        client.close()

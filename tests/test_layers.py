@@ -4,11 +4,11 @@ The layers, lowest first (a module may import its own layer and the ones below i
 
     foundation   errors, types, _json, _registry, paths, results, knn_graph
     images       images/*, walk
-    embeddings   embeddings/*
+    embeddings   embeddings/*, rerank/*
     schema       schema, vectors/*
     storage      cache, filters, engines/*
     session      session
-    operations   ingest, search, duplicates
+    operations   ingest, builder, search, text_search, examples, duplicates, fusion, hybrid, tags, metadata
     table        table
     client       client
     jobs         copy, folders
@@ -47,11 +47,25 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         ),
     ),
     ("images", ("lookalike.images", "lookalike.walk")),
-    ("embeddings", ("lookalike.embeddings",)),
+    ("embeddings", ("lookalike.embeddings", "lookalike.rerank")),
     ("schema", ("lookalike.schema", "lookalike.vectors")),
     ("storage", ("lookalike.cache", "lookalike.filters", "lookalike.engines")),
     ("session", ("lookalike.session",)),
-    ("operations", ("lookalike.ingest", "lookalike.search", "lookalike.duplicates")),
+    (
+        "operations",
+        (
+            "lookalike.ingest",
+            "lookalike.builder",
+            "lookalike.search",
+            "lookalike.text_search",
+            "lookalike.examples",
+            "lookalike.duplicates",
+            "lookalike.fusion",
+            "lookalike.hybrid",
+            "lookalike.tags",
+            "lookalike.metadata",
+        ),
+    ),
     ("table", ("lookalike.table",)),
     ("client", ("lookalike.client",)),
     ("jobs", ("lookalike.copy", "lookalike.folders")),

@@ -15,6 +15,9 @@ author sees the whole contract in one place:
   :meth:`~Engine.insert_rows`, :meth:`~Engine.read_vectors`;
 * search: :meth:`~Engine.vector_search` (abstract), :meth:`~Engine.prefetch`,
   :meth:`~Engine.create_vector_index`, :meth:`~Engine.has_vector_index`, :meth:`~Engine.json_contains`;
+* full-text search: :meth:`~Engine.create_fts_index`, :meth:`~Engine.has_fts_index`,
+  :meth:`~Engine.text_search` (a :class:`TextSearchRequest` in, rows with ``_score`` out; higher is
+  more relevant). The default refuses: an engine without full text says so;
 * transactions: :meth:`~Engine.translate_error`, :meth:`~Engine.notify_reset`, :meth:`~Engine.after_write`.
 
 Engines are found by URL scheme in :data:`ENGINES`, a :class:`~lookalike._registry.LazyRegistry`:
@@ -24,6 +27,7 @@ an engine's module is imported on first use, and a missing driver names the extr
 from __future__ import annotations
 
 import json
+import re
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
@@ -67,6 +71,41 @@ class SearchRequest:
     num_candidate: int | None = None
     """How many candidates an ANN index examines (pgvector's ``hnsw.ef_search``); None: the engine's
     default. Exact searches ignore it."""
+
+
+@dataclass(frozen=True)
+class TextSearchRequest:
+    """One full-text search, engine-neutral.
+
+    Without ``raw`` the engine searches for rows containing *any* of :func:`query_words` ``(query)``
+    (OR semantics), ranked by relevance; no character of ``query`` acts as an operator. With ``raw``
+    the query is passed to the engine's own full-text syntax (FTS5 ``MATCH``, PostgreSQL
+    ``to_tsquery``, TiDB ``FTS_MATCH_WORD``) as it is.
+    """
+
+    column: str
+    query: str
+    limit: int
+    where: Any = None  # a SQLAlchemy boolean expression over the table, or None
+    columns: Sequence[str] | None = None  # None: every column
+    raw: bool = False
+
+
+_WORD = re.compile(r"[^\W_]+")  # letters and digits of any script; "_" and punctuation separate words
+
+
+def query_words(text: str) -> list[str]:
+    """The words of a full-text query, in order, each once (case-insensitively): runs of Unicode
+    letters and digits. Quotes, ``*``, ``:``, ``(``, ``-`` and the like only separate words, so a
+    query can never carry operators into an engine's full-text syntax."""
+    seen: set[str] = set()
+    out: list[str] = []
+    for word in _WORD.findall(text):
+        key = word.casefold()
+        if key not in seen:
+            seen.add(key)
+            out.append(word)
+    return out
 
 
 def score_from_distance(metric: str, distance: np.ndarray) -> np.ndarray:
@@ -195,6 +234,9 @@ class Engine(ABC):
         self.check_spec(spec)
         spec.sa_table.create(conn)
         self.after_create(conn, spec)
+        for text in spec.fulltext.values():  # FullTextField(index=True) / FullTextIndex(...)
+            if text.index:
+                self.create_fts_index(conn, spec, text.name, text.language)
         self.save_description(conn, spec)
 
     def after_create(self, conn: Connection, spec: TableSpec) -> None:
@@ -282,7 +324,7 @@ class Engine(ABC):
         return vector_as_list(value)
 
     # ------------------------------------------------------------------ search
-    def _names(self, spec: TableSpec, request: SearchRequest) -> list[str]:
+    def _names(self, spec: TableSpec, request: SearchRequest | TextSearchRequest) -> list[str]:
         """The columns a search returns: those the request names, else every column."""
         return list(request.columns) if request.columns else [c.name for c in spec.sa_table.columns]
 
@@ -307,6 +349,24 @@ class Engine(ABC):
     def json_contains(self, column: Any, value: Any) -> Any:
         """A boolean expression: the JSON array in ``column`` contains ``value``."""
         raise ConfigurationError(f"$contains on JSON is not supported by {self.name}")
+
+    # ------------------------------------------------------------------ full-text search
+    def create_fts_index(self, conn: Connection, spec: TableSpec, column: str, language: str | None) -> None:
+        """Build a full-text index on the text column ``column`` (filled from the rows it already
+        has, kept in step with later writes). ``language``: the engine's stemming/stop-word setting
+        (``None``: no stemming). The caller records the index in the catalogue."""
+        raise EngineError(f"full-text search is not supported by the {self.name} engine")
+
+    def has_fts_index(self, conn: Connection, spec: TableSpec, column: str) -> bool:
+        """True when a full-text index of ``column`` exists."""
+        return False
+
+    def text_search(
+        self, conn: Connection, spec: TableSpec, request: TextSearchRequest
+    ) -> list[dict[str, Any]]:
+        """Top-``limit`` rows by full-text relevance; each dict has the columns plus ``_score``
+        (higher is more relevant; no ``_distance``)."""
+        raise EngineError(f"full-text search is not supported by the {self.name} engine")
 
     def notify_reset(self) -> None:
         """Called after a rollback: caches may hold rows that never committed."""

@@ -41,7 +41,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.types import TypeEngine
 
-from lookalike.engines.base import SearchRequest, missing_driver, redact_url
+from lookalike.engines.base import SearchRequest, TextSearchRequest, missing_driver, query_words, redact_url
 from lookalike.engines.planner import IndexScan, PoolPolicy, Rows, is_filtered
 from lookalike.engines.server import ServerEngine, TextVector, vector_text
 from lookalike.errors import (
@@ -61,6 +61,7 @@ MAX_EF_SEARCH = 1_000  # pgvector's upper bound for hnsw.ef_search
 DEFAULT_EF_SEARCH = (
     100  # the least beam: recall@10 0.99 on 20k random 32-d unit vectors (pgvector's 40: 0.90)
 )
+FTS_DEFAULT_CONFIG = "simple"  # no stemming, no stop words: the same words as the embedded engine finds
 EF_PER_RESULT = 4  # and at least this many candidates per row asked for (benchmarks/engines.py --ef-sweep)
 
 
@@ -590,6 +591,86 @@ class PostgresEngine(ServerEngine):
         if math.isnan(d) and metric == "cosine":
             return 1.0  # pgvector gives NaN for a zero vector; the embedded engine says 1 (no similarity)
         return d
+
+    # ------------------------------------------------------------------ full-text search
+    def fts_index_name(self, table: str, column: str) -> str:
+        name = f"{table}_{column}_fts"
+        if len(name) > 63:  # PostgreSQL truncates identifiers at 63 bytes: keep names distinct
+            name = f"{name[:54]}_{hashlib.sha1(name.encode()).hexdigest()[:8]}"
+        return name
+
+    @staticmethod
+    def fts_config(spec: TableSpec, column: str, language: str | None = None) -> str:
+        """The text search configuration of ``column`` (``simple`` unless a language was set), as a
+        SQL literal: it is written into the index expression, and a query must repeat it exactly for
+        the index to serve it, so it can't be a bound parameter. Only plain names reach here."""
+        text = spec.fulltext.get(column)
+        name = language or (text.language if text is not None else None) or FTS_DEFAULT_CONFIG
+        if not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
+            raise ConfigurationError(
+                f"full-text language must be a plain name such as 'english', got {name!r}"
+            )
+        return f"'{name}'::regconfig"
+
+    def tsvector_sql(self, spec: TableSpec, column: str, language: str | None = None) -> str:
+        """The indexed expression: the column's words (NULL as no words) under its configuration."""
+        config = self.fts_config(spec, column, language)
+        return f"to_tsvector({config}, coalesce({self.quote(column)}, ''))"
+
+    def create_fts_index(self, conn: Connection, spec: TableSpec, column: str, language: str | None) -> None:
+        """A GIN index over ``to_tsvector(config, column)`` (an expression index: the table gains no
+        column); ``language`` is a text search configuration of the server (``None``: ``simple``)."""
+        name = language or FTS_DEFAULT_CONFIG
+        known = conn.execute(sa.text("SELECT 1 FROM pg_ts_config WHERE cfgname = :n"), {"n": name}).first()
+        if known is None:
+            have = conn.execute(sa.text("SELECT cfgname FROM pg_ts_config ORDER BY 1")).scalars().all()
+            raise ConfigurationError(
+                f"PostgreSQL has no text search configuration {name!r}; it has: {', '.join(have)}"
+            )
+        index = self.quote(self.fts_index_name(spec.name, column))
+        conn.exec_driver_sql(f"DROP INDEX IF EXISTS {index}")  # rebuilt: the language may change
+        conn.exec_driver_sql(
+            f"CREATE INDEX {index} ON {self.quote(spec.name)} USING gin ({self.tsvector_sql(spec, column, name)})"
+        )
+
+    def has_fts_index(self, conn: Connection, spec: TableSpec, column: str) -> bool:
+        found = conn.execute(
+            sa.text(
+                "SELECT 1 FROM pg_indexes WHERE schemaname = current_schema() AND tablename = :t "
+                "AND indexname = :i"
+            ),
+            {"t": spec.name, "i": self.fts_index_name(spec.name, column)},
+        ).first()
+        return found is not None
+
+    def tsquery(self, spec: TableSpec, request: TextSearchRequest) -> Any:
+        """The query: raw, ``to_tsquery``; else one ``plainto_tsquery`` per word, ORed (``||``), each
+        word a bound parameter, so the text never becomes tsquery syntax."""
+        config: sa.ColumnClause[Any] = sa.literal_column(self.fts_config(spec, request.column))
+        if request.raw:
+            return sa.func.to_tsquery(config, sa.bindparam("fts_query", request.query, type_=sa.Text))
+        parts = [
+            sa.func.plainto_tsquery(config, sa.bindparam(f"fts_w{i}", word, type_=sa.Text))
+            for i, word in enumerate(query_words(request.query))
+        ]
+        query: Any = parts[0]
+        for part in parts[1:]:
+            query = query.op("||")(part)
+        return query
+
+    def text_search_statement(self, spec: TableSpec, request: TextSearchRequest) -> sa.Select[Any]:
+        """Rows whose words match, by ``ts_rank(..., 1)`` (term frequency over 1 + log(length))."""
+        table = spec.sa_table
+        vector: sa.ColumnClause[Any] = sa.literal_column(self.tsvector_sql(spec, request.column))
+        query = self.tsquery(spec, request)
+        score = sa.func.ts_rank(vector, query, 1, type_=sa.Float)
+        names = self._names(spec, request)
+        stmt = sa.select(*[table.c[n] for n in names], score.label("_score")).where(vector.op("@@")(query))
+        if request.where is not None:
+            stmt = stmt.where(request.where)
+        return stmt.order_by(sa.literal_column("_score").desc(), table.c[spec.primary_key]).limit(
+            request.limit
+        )
 
     # ------------------------------------------------------------------ JSON
     def json_contains(self, column: Any, value: Any) -> Any:

@@ -12,7 +12,9 @@
 * the SQL of the exact top-k and of the post-filtered candidate pool, built from the dialect's
   distance expressions;
 * vectors as text ``[1.0, 2.0, ...]`` in and out (:meth:`~ServerEngine.encode_vector`);
-* turning result rows into dicts.
+* turning result rows into dicts;
+* running a full-text search from the dialect's statement (:meth:`~ServerEngine.text_search_statement`),
+  with a raw query's syntax error reported as a :class:`~lookalike.errors.ConfigurationError`.
 
 A dialect module subclasses it and fills in the hooks: ``_setup`` (after connecting),
 ``_is_transient``, ``_load_indexes``/``_find_index``, ``vector_type``, ``query_expr``,
@@ -33,9 +35,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.types import UserDefinedType
 
-from lookalike.engines.base import Engine, SearchRequest, clamp_distance
+from lookalike.engines.base import Engine, SearchRequest, TextSearchRequest, clamp_distance
 from lookalike.engines.planner import IndexScan, PoolPolicy, Rows, planned_search
-from lookalike.errors import ConnectionFailedError
+from lookalike.errors import ConfigurationError, ConnectionFailedError, EngineError
 from lookalike.schema import TableSpec
 from lookalike.vectors.base import vector_as_list
 
@@ -292,6 +294,28 @@ class ServerEngine(Engine):
             .order_by(sub.c._distance, sub.c._lookalike_pk)
             .limit(request.limit)
         )
+
+    # ------------------------------------------------------------------ full-text search
+    def text_search_statement(self, spec: TableSpec, request: TextSearchRequest) -> sa.Select[Any]:
+        """The dialect's full-text top-k: the requested columns plus ``_score``, best first."""
+        raise EngineError(f"full-text search is not supported by the {self.name} engine")
+
+    def text_search(self, conn: Connection, spec: TableSpec, request: TextSearchRequest) -> Rows:
+        stmt = self.text_search_statement(spec, request)
+        names = self._names(spec, request)
+        try:
+            result = conn.execute(stmt)
+        except sa.exc.DBAPIError as exc:
+            if not request.raw or isinstance(exc, sa.exc.OperationalError):
+                raise  # translated by the transaction like any driver error
+            orig = getattr(exc, "orig", None) or exc
+            raise ConfigurationError(
+                f"raw full-text query {request.query!r} was refused by {self.name}: {str(orig).strip()}"
+            ) from exc
+        return [
+            {**{n: r._mapping[n] for n in names}, "_score": float(r._mapping["_score"] or 0.0)}
+            for r in result
+        ]
 
     # ------------------------------------------------------------------ statements and rows
     @staticmethod

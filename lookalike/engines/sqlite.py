@@ -37,8 +37,9 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection
 from sqlalchemy.pool import StaticPool
 
-from lookalike.engines.base import Engine, SearchRequest
+from lookalike.engines.base import Engine, SearchRequest, TextSearchRequest
 from lookalike.engines.planner import IndexScan, PoolPolicy, Rows, planned_search
+from lookalike.engines.sqlite_fts import SQLiteFullText
 from lookalike.engines.sqlite_index import IndexPlan, IVFCache, IVFIndexes
 from lookalike.engines.sqlite_log import CHANGES, STATE, ChangeLog, raw_cursor
 from lookalike.errors import ConfigurationError, ConnectionFailedError, EngineError, LookalikeError
@@ -138,6 +139,8 @@ class SQLiteEngine(Engine):
         """Reads of the change log and of stored vectors, shared with the IVF indexes."""
         self.indexes = IVFIndexes(self)
         """The IVF indexes of this database's vector columns (catalogue, files, upkeep)."""
+        self.fts = SQLiteFullText(self.quote)
+        """The FTS5 full-text indexes of this database's text columns."""
 
     @classmethod
     def from_url(cls, url: str | os.PathLike[str] | None, **kwargs: Any) -> SQLiteEngine:
@@ -323,6 +326,7 @@ class SQLiteEngine(Engine):
         super().drop_table(conn, name)
         self._log_reset(conn, name)
         self.indexes.forget_table(conn, name)
+        self.fts.drop_table(conn, name)
 
     def truncate(self, conn: Connection, spec: TableSpec) -> None:
         # one reset entry instead of a trigger firing per row
@@ -334,6 +338,7 @@ class SQLiteEngine(Engine):
         conn.execute(sa.delete(spec.sa_table))
         for _, sql in triggers:
             conn.exec_driver_sql(sql)
+        self.fts.truncate(conn, spec)  # its triggers were off during the DELETE
         self._log_reset(conn, spec.name)
         self.indexes.reset_table(conn, spec)
 
@@ -431,6 +436,20 @@ class SQLiteEngine(Engine):
     def has_vector_index(self, conn: Connection, spec: TableSpec, column: str) -> bool:
         """True when an IVF index of the column exists (built, in a file, or in memory)."""
         return self.indexes.exists(conn, spec, column)
+
+    # ------------------------------------------------------------------ full-text search (sqlite_fts)
+    def create_fts_index(self, conn: Connection, spec: TableSpec, column: str, language: str | None) -> None:
+        """An FTS5 index of ``column`` kept in step by triggers, filled from the rows it has."""
+        self.fts.create(conn, spec, column, language)
+
+    def has_fts_index(self, conn: Connection, spec: TableSpec, column: str) -> bool:
+        return self.fts.exists(conn, spec, column)
+
+    def text_search(
+        self, conn: Connection, spec: TableSpec, request: TextSearchRequest
+    ) -> list[dict[str, Any]]:
+        """Top rows by BM25 (``_score = -bm25()``, higher is better)."""
+        return self.fts.search(conn, spec, request, self._names(spec, request))
 
     # ------------------------------------------------------------------ reads and search
     def read_vectors(self, conn: Connection, spec: TableSpec, column: str) -> tuple[list[Any], np.ndarray]:

@@ -33,7 +33,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.types import TypeEngine
 
-from lookalike.engines.base import SearchRequest, missing_driver, redact_url
+from lookalike.engines.base import SearchRequest, TextSearchRequest, missing_driver, query_words, redact_url
 from lookalike.engines.planner import IndexScan, Rows
 from lookalike.engines.server import ServerEngine, TextVector, vector_text
 from lookalike.errors import (
@@ -43,7 +43,7 @@ from lookalike.errors import (
     LookalikeError,
     SchemaError,
 )
-from lookalike.schema import TableSpec
+from lookalike.schema import TableSpec, check_fts_parser
 
 __all__ = ["TiDBConnectArgs", "TiDBEngine", "TiDBVector", "tidb_connect_args"]
 
@@ -413,6 +413,47 @@ class TiDBEngine(ServerEngine):
 
     def json_contains(self, column: Any, value: Any) -> Any:
         return sa.func.JSON_CONTAINS(column, sa.func.JSON_ARRAY(value)) == 1
+
+    # ------------------------------------------------------------------ full-text search
+    def fts_index_ddl(self, spec: TableSpec, column: str) -> str:
+        """``ALTER TABLE ... ADD FULLTEXT INDEX`` with the column's parser (TiDB's analyzers choose
+        the language by themselves: ``language=`` has no say here)."""
+        text = spec.fulltext.get(column)
+        parser = check_fts_parser(text.parser if text is not None else "MULTILINGUAL")
+        name = self.quote(f"fts_idx_{column}"[:64])
+        return (
+            f"ALTER TABLE {self.quote(spec.name)} ADD FULLTEXT INDEX {name} ({self.quote(column)}) "
+            f"WITH PARSER {parser} ADD_COLUMNAR_REPLICA_ON_DEMAND"
+        )
+
+    def create_fts_index(self, conn: Connection, spec: TableSpec, column: str, language: str | None) -> None:
+        if self.has_fts_index(conn, spec, column):
+            return  # TiDB has one full-text index per column, and no language setting to change
+        conn.exec_driver_sql(self.fts_index_ddl(spec, column))
+
+    def has_fts_index(self, conn: Connection, spec: TableSpec, column: str) -> bool:
+        found = conn.execute(
+            sa.text(
+                "SELECT 1 FROM information_schema.tiflash_indexes WHERE TIDB_DATABASE = DATABASE() "
+                "AND TIDB_TABLE = :t AND COLUMN_NAME = :c AND INDEX_KIND = 'FullText'"
+            ),
+            {"t": spec.name, "c": column},
+        ).first()
+        return found is not None
+
+    def text_search_statement(self, spec: TableSpec, request: TextSearchRequest) -> sa.Select[Any]:
+        """``FTS_MATCH_WORD(query, column)`` as the match and as ``_score`` (TiDB's BM25), best
+        first. Words-only queries send the words joined by spaces (TiDB matches any of them)."""
+        table = spec.sa_table
+        text = request.query if request.raw else " ".join(query_words(request.query))
+        match = sa.func.FTS_MATCH_WORD(
+            sa.bindparam("fts_query", text, type_=sa.Text), table.c[request.column]
+        )
+        names = self._names(spec, request)
+        stmt = sa.select(*[table.c[n] for n in names], match.label("_score")).where(match)
+        if request.where is not None:
+            stmt = stmt.where(request.where)
+        return stmt.order_by(sa.desc(match), table.c[spec.primary_key]).limit(request.limit)
 
 
 def plan_insert_batches(rows: list[dict[str, Any]], pk: str) -> dict[tuple[Any, ...], list[list[int]]]:

@@ -9,11 +9,13 @@ used and tested without a server.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import re
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -23,10 +25,24 @@ import sqlalchemy as sa
 from lookalike import DuplicateGroup, Table, __version__
 from lookalike._json import to_jsonable
 from lookalike.errors import ConfigurationError, ImageInputError
+from lookalike.examples import Example
+from lookalike.filters import compile_filter
+from lookalike.hybrid import HybridSearch
 from lookalike.images import HttpFetcher, ImageSource, image_size, read_source, sniff_format
 from lookalike.images.guard import AddressRefused
+from lookalike.metadata import tag_counts
 from lookalike.server.errors_http import ApiError
+from lookalike.server.photos import (
+    PhotoFilters,
+    check_mode,
+    collect,
+    echo,
+    pick_tag_column,
+    pick_text_column,
+    supported,
+)
 from lookalike.server.thumbnails import DEFAULT_CACHE_BYTES, LRUCache, make_thumbnail
+from lookalike.text_search import TextSearch
 
 if TYPE_CHECKING:
     from lookalike.schema import VectorSpec
@@ -35,8 +51,12 @@ __all__ = [
     "DECODE_WAIT_SECONDS",
     "DEFAULT_MAX_DECODES",
     "DEFAULT_MAX_QUERY_PIXELS",
+    "MAX_EXAMPLES",
+    "MAX_TAGS",
+    "MAX_TEXT_CHARS",
     "MEDIA_TYPES",
     "Backend",
+    "ExampleInputs",
     "media_type_of",
 ]
 
@@ -51,6 +71,15 @@ DEFAULT_MAX_DECODES = 2
 """Images decoded at once for queries and thumbnails; more requests wait their turn."""
 DECODE_WAIT_SECONDS = 30.0
 """How long a request waits for a decode slot before it is answered 503."""
+MAX_EXAMPLES = 16
+"""Examples one multi-example search may take, positive and negative together (more: 422).
+
+Each one is an embedding (an image is a decode too), so the cap bounds the work one request buys.
+"""
+MAX_TEXT_CHARS = 1000
+"""The longest words a query may hold (as ``/api/search?q=``)."""
+MAX_TAGS = 500
+"""The most tag facets ``/api/tags`` lists."""
 _INT64 = (-(2**63), 2**63 - 1)  # what an integer primary key can hold, in every engine
 _INT_ID = re.compile(r"-?[0-9]+")
 
@@ -84,6 +113,18 @@ _PRIVATE_URL_HINT = (
     ". This server does not fetch private or local addresses; start it with "
     "lookalike serve --allow-private-urls (allow_private_urls=True in Python) to allow them"
 )
+
+
+@dataclass
+class ExampleInputs:
+    """One side (positive or negative) of a multi-example search, as the client sent it."""
+
+    ids: list[str] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+    images: list[tuple[bytes, str | None]] = field(default_factory=list)  # (data, file name)
+
+    def __len__(self) -> int:
+        return len(self.ids) + len(self.texts) + len(self.images)
 
 
 class Backend:
@@ -123,6 +164,8 @@ class Backend:
         self.pk_is_int = _is_integer(table.spec.sa_table.c[self.pk])
         self.columns = [c for c in table.spec.sa_table.columns.keys() if c not in table.spec.vectors]
         self.image_column = _pick_image_column(table, self.vec.source_field)
+        self.text_column = pick_text_column(table)  # what mode=hybrid|fulltext searches
+        self.tag_column = pick_tag_column(table)
         # URLs from web clients go through the SSRF guard; indexed items were put there by the owner.
         self.fetcher = fetcher or HttpFetcher(
             allow_private=allow_private_urls, max_bytes=max_upload_bytes, retries=1, deadline=30.0
@@ -148,6 +191,9 @@ class Backend:
             "multimodal": embed_fn is not None and bool(embed_fn.multimodal),
             "engine": self.table.client.engine.name,
             "image_column": self.image_column,
+            "fulltext_column": self.text_column,
+            "tag_column": self.tag_column,
+            "photo_filters": supported(self.table, self.tag_column),
             "duplicates_available": True,  # the page reads it; every table can be scanned for duplicates
             "thumbnails": self.thumbnails.stats(),
             "token_required": self.token is not None,
@@ -193,34 +239,99 @@ class Backend:
             "image_url": f"/api/items/{ref}/image",
         }
 
-    def items_page(self, offset: int, limit: int) -> dict[str, Any]:
-        """One page of the table's items in id order."""
-        rows = self.table.query(
-            order_by=self.pk, limit=limit + 1, offset=offset, columns=self.columns
-        ).to_list()
+    def items_page(self, offset: int, limit: int, *, filters: PhotoFilters | None = None) -> dict[str, Any]:
+        """One page of the table's items in id order (those the photo ``filters`` keep)."""
+        where = self.where(filters)
+        if filters is not None and filters.near is not None:
+            # The filter is the circle's bounding box: which items lie in the circle is known only
+            # once the box's positions are trimmed, so the page is cut from all of them.
+            located = self.table.query(where, order_by=self.pk, columns=[self.pk, "gps_lat", "gps_lon"])
+            ids = [r[self.pk] for r in filters.trim(located.to_list())]
+            total, wanted = len(ids), ids[offset : offset + limit + 1]
+            picked = {self.pk: {"$in": wanted}}
+            rows = (
+                self.table.query(picked, order_by=self.pk, columns=self.columns).to_list() if wanted else []
+            )
+        else:
+            rows = self.table.query(
+                where, order_by=self.pk, limit=limit + 1, offset=offset, columns=self.columns
+            ).to_list()
+            total = self.table.rows() if where is None else self.count(where)
         return {
-            "total": self.table.rows(),
+            "total": total,
             "offset": offset,
             "limit": limit,
             "has_more": len(rows) > limit,
             "results": [self.hit(r) for r in rows[:limit]],
         }
 
+    def count(self, where: Any) -> int:
+        """How many rows match a dict filter."""
+        t = self.table.spec.sa_table
+        query = sa.select(sa.func.count()).select_from(t)
+        condition = compile_filter(where, t)
+        if condition is not None:
+            query = query.where(condition)
+        with self.table.database.connection(write=False) as conn:
+            return int(conn.execute(query).scalar() or 0)
+
+    # -------------------------------------------------------------- filters and tags
+    def where(self, filters: PhotoFilters | None) -> dict[str, Any] | None:
+        """The dict filter for a request's photo filters (422 for a bad value or a missing column)."""
+        return None if filters is None else filters.where(self.table, self.tag_column)
+
+    def tags_page(self, limit: int) -> dict[str, Any]:
+        """The ``limit`` most frequent tags with their counts (none on a table without tags)."""
+        if self.tag_column is None:
+            return {"column": None, "tags": []}
+        counts = tag_counts(self.table, limit, column=self.tag_column)
+        return {"column": self.tag_column, "tags": [{"tag": t, "count": n} for t, n in counts.items()]}
+
     # -------------------------------------------------------------- searching
     def search_page(
-        self, vector: np.ndarray, offset: int, limit: int, query: dict[str, Any], exclude: Any = None
+        self,
+        vector: np.ndarray,
+        offset: int,
+        limit: int,
+        query: dict[str, Any],
+        exclude: Any = None,
+        exclude_all: Collection[Any] = (),
+        *,
+        filters: PhotoFilters | None = None,
     ) -> dict[str, Any]:
-        """One page of nearest rows; ``exclude`` drops the query item itself from "more like this"."""
-        extra = 1 if exclude is not None else 0
-        rows = self.table.search(vector=vector).vector_column(self.vec.name).limit(offset + limit + 1 + extra)
-        found = [r for r in rows.to_list() if exclude is None or r[self.pk] != exclude]
-        page = found[offset : offset + limit]
+        """One page of nearest rows; ``exclude`` drops the query item itself from "more like this",
+        ``exclude_all`` the items given as examples; ``filters`` keeps only the pictures they match."""
+        left_out = set(exclude_all) | ({exclude} if exclude is not None else set())
+        where = self.where(filters)
+        search = self.table.search(vector=vector).vector_column(self.vec.name)
+        if where is not None:
+            search = search.filter(where)
+        return self.page_of(lambda n: search.limit(n).to_list(), offset, limit, query, left_out, filters)
+
+    def page_of(
+        self,
+        fetch: Callable[[int], list[dict[str, Any]]],
+        offset: int,
+        limit: int,
+        query: dict[str, Any],
+        left_out: Collection[Any],
+        filters: PhotoFilters | None,
+    ) -> dict[str, Any]:
+        """One page of a ranked search: ``fetch(n)`` runs it for its best ``n`` rows, of which those
+        in ``left_out`` and (with ``near``) those outside the circle are dropped."""
+
+        def keep(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            rows = filters.trim(rows) if filters is not None else rows
+            return [r for r in rows if r[self.pk] not in left_out]
+
+        want = offset + limit + 1  # one more than the page tells whether there are more
+        found = collect(fetch, keep, want, start=want + len(left_out))
         return {
-            "query": query,
+            "query": echo(query, filters),
             "offset": offset,
             "limit": limit,
             "has_more": len(found) > offset + limit,
-            "results": [self.hit(r) for r in page],
+            "results": [self.hit(r) for r in found[offset : offset + limit]],
         }
 
     def query_vector(self, key: tuple[str, str], make: Callable[[], np.ndarray]) -> np.ndarray:
@@ -235,22 +346,129 @@ class Backend:
         """The query vector for ``text=`` or ``image=``, by the searched column's embedder."""
         return self.table.search(**query).vector_column(self.vec.name).query_vector()
 
-    def similar_page(self, item_id: Any, offset: int, limit: int) -> dict[str, Any]:
+    def similar_page(
+        self, item_id: Any, offset: int, limit: int, *, filters: PhotoFilters | None = None
+    ) -> dict[str, Any]:
         """More like this: the items nearest to an indexed item, the item itself left out."""
+        self.where(filters)  # a bad filter is told before the item is looked up
         row, vector = self.item_vector(item_id)
         query = {"kind": "item", "id": to_jsonable(item_id), "item": self.hit(row)}
-        return self.search_page(vector, offset, limit, query, exclude=item_id)
+        return self.search_page(vector, offset, limit, query, exclude=item_id, filters=filters)
 
-    def text_page(self, q: str, offset: int, limit: int) -> dict[str, Any]:
-        """Search by words ("a red bicycle")."""
+    def text_page(
+        self,
+        q: str,
+        offset: int,
+        limit: int,
+        *,
+        mode: str = "vector",
+        filters: PhotoFilters | None = None,
+    ) -> dict[str, Any]:
+        """Search by words ("a red bicycle"): by their vector (``mode="vector"``), by vector and
+        full-text search fused (``"hybrid"``) or by full-text search alone (``"fulltext"``)."""
         text = q.strip()
         if not text:
             raise ApiError(400, "bad_request", "the query is empty")
-        vector = self.query_vector(("text", text), lambda: self.embed(text=text))
-        return self.search_page(vector, offset, limit, {"kind": "text", "q": text})
+        check_mode(mode, self.table, self.text_column)
+        where = self.where(filters)  # a bad filter is told before the query is embedded
+        if mode == "vector":
+            vector = self.query_vector(("text", text), lambda: self.embed(text=text))
+            return self.search_page(vector, offset, limit, {"kind": "text", "q": text}, filters=filters)
+        search: HybridSearch | TextSearch
+        if mode == "fulltext":
+            search = self.table.search(text, search_type="fulltext")
+        else:
+            vector = self.query_vector(("text", text), lambda: self.embed(text=text))
+            search = self.table.search(text, search_type="hybrid", vector=vector).vector_column(self.vec.name)
+        search = search.text_column(str(self.text_column))
+        if where is not None:
+            search = search.filter(where)
+        query = {"kind": "text", "q": text, "mode": mode}
+        return self.page_of(lambda n: search.limit(n).to_list(), offset, limit, query, (), filters)
 
-    def upload_page(self, data: bytes, filename: str | None, offset: int, limit: int) -> dict[str, Any]:
+    def check_example_count(self, count: int) -> None:
+        """422 ``too_many_examples`` over :data:`MAX_EXAMPLES` (called before any upload is read)."""
+        if count > MAX_EXAMPLES:
+            raise ApiError(
+                422,
+                "too_many_examples",
+                f"{count} examples given; a search takes at most {MAX_EXAMPLES} (positive and negative "
+                "together): select fewer",
+            )
+
+    def examples_page(
+        self,
+        positive: ExampleInputs,
+        negative: ExampleInputs,
+        offset: int,
+        limit: int,
+        include_examples: bool = False,
+        *,
+        filters: PhotoFilters | None = None,
+    ) -> dict[str, Any]:
+        """Search with several examples: items of the table (their stored vectors), words and
+        uploaded pictures, "like these, not like those" (see :mod:`lookalike.examples`).
+
+        Items given as examples are left out of the results unless ``include_examples``.
+        """
+        self.check_example_count(len(positive) + len(negative))
+        if not len(positive):
+            raise ApiError(
+                400,
+                "bad_request",
+                "give at least one positive example (positive_id, positive_text or positive_image); "
+                "negative examples alone are not a query",
+            )
+        self.where(filters)  # a bad filter is told before any example is embedded
+        pos, pos_query, pos_ids = self.example_vectors(positive)
+        neg, neg_query, neg_ids = self.example_vectors(negative)
+        # the library combines them (weights, normalisation, examples that cancel out: 400)
+        search = self.table.search(positive=pos, negative=neg).vector_column(self.vec.name)
+        vector = search.query_vector()
+        query = {"kind": "examples", "positive": pos_query, "negative": neg_query}
+        left_out = () if include_examples else pos_ids + neg_ids
+        return self.search_page(vector, offset, limit, query, exclude_all=left_out, filters=filters)
+
+    def example_vectors(self, inputs: ExampleInputs) -> tuple[list[Example], list[dict[str, Any]], list[Any]]:
+        """Each example of one side as a vector, how the server understood it, and the item ids."""
+        vectors: list[Example] = []
+        described: list[dict[str, Any]] = []
+        ids = [self.parse_id(raw) for raw in inputs.ids]
+        for item_id in ids:
+            _, vector = self.item_vector(item_id)
+            vectors.append(Example(vector, kind="vector"))
+            described.append({"kind": "item", "id": to_jsonable(item_id)})
+        for raw in inputs.texts:
+            text = raw.strip()
+            if not text or len(text) > MAX_TEXT_CHARS:
+                raise ApiError(
+                    400, "bad_request", f"a text example must hold 1 to {MAX_TEXT_CHARS} characters"
+                )
+            vector = self.query_vector(("text", text), functools.partial(self.embed, text=text))
+            vectors.append(Example(vector, kind="vector"))
+            described.append({"kind": "text", "q": text})
+        for data, filename in inputs.images:
+            vector, about = self.upload_vector(data, filename)
+            vectors.append(Example(vector, kind="vector"))
+            described.append({"kind": "image", **about})
+        return vectors, described, ids
+
+    def upload_page(
+        self,
+        data: bytes,
+        filename: str | None,
+        offset: int,
+        limit: int,
+        *,
+        filters: PhotoFilters | None = None,
+    ) -> dict[str, Any]:
         """Search with uploaded image bytes (413 over ``max_upload_bytes``)."""
+        self.where(filters)  # a bad filter is told before the upload is decoded
+        vector, described = self.upload_vector(data, filename)
+        return self.search_page(vector, offset, limit, {"kind": "image", **described}, filters=filters)
+
+    def upload_vector(self, data: bytes, filename: str | None) -> tuple[np.ndarray, dict[str, Any]]:
+        """An uploaded picture's vector (checked, decoded in a slot, cached) and its name and hash."""
         if len(data) > self.max_upload_bytes:
             raise ApiError(413, "too_large", f"upload too large: the limit is {self.max_upload_bytes} bytes")
         name = os.path.basename(filename or "") or "upload"
@@ -260,14 +478,16 @@ class Backend:
             with self.decoding():
                 return self.embed(image=self.decode_query_image(data, f"upload {name!r}"))
 
-        vector = self.query_vector(key, make)
-        return self.search_page(vector, offset, limit, {"kind": "image", "name": name, "sha256": key[1]})
+        return self.query_vector(key, make), {"name": name, "sha256": key[1]}
 
-    def url_page(self, url: str, offset: int, limit: int) -> dict[str, Any]:
+    def url_page(
+        self, url: str, offset: int, limit: int, *, filters: PhotoFilters | None = None
+    ) -> dict[str, Any]:
         """Search with the picture at an http(s) URL, fetched through the SSRF guard."""
         url = url.strip()
         if not url.lower().startswith(("http://", "https://")):
             raise ApiError(400, "bad_url", f"{url!r}: only http and https URLs can be searched")
+        self.where(filters)  # a bad filter is told before anything is fetched
 
         def make() -> np.ndarray:
             data = self.fetch_query_url(url)
@@ -275,7 +495,7 @@ class Backend:
                 return self.embed(image=self.decode_query_image(data, url))
 
         vector = self.query_vector(("url", url), make)
-        return self.search_page(vector, offset, limit, {"kind": "url", "url": url})
+        return self.search_page(vector, offset, limit, {"kind": "url", "url": url}, filters=filters)
 
     def fetch_query_url(self, url: str) -> bytes:
         """The body at a client's URL; 400 ``url_refused`` (saying how to allow private addresses)

@@ -12,6 +12,8 @@ from pydantic import BaseModel, Field
 
 __all__ = [
     "ERROR_RESPONSES",
+    "EXAMPLES_RESPONSES",
+    "SEARCH_RESPONSES",
     "DuplicateGroup",
     "DuplicateMember",
     "DuplicatesPage",
@@ -21,6 +23,8 @@ __all__ = [
     "ItemsPage",
     "SearchPage",
     "Stats",
+    "TagCount",
+    "TagFacets",
 ]
 
 
@@ -122,13 +126,40 @@ class Stats(BaseModel):
     multimodal: bool
     engine: str
     image_column: str | None
+    fulltext_column: str | None = Field(
+        None, description="the column mode=hybrid|fulltext searches (null: only mode=vector)"
+    )
+    tag_column: str | None = Field(None, description="the column of each picture's tags (null: no tags)")
+    photo_filters: list[str] = Field(
+        default_factory=list, description="the photo filters this table can answer (tag, since, near...)"
+    )
     duplicates_available: bool
     thumbnails: dict[str, int]
     token_required: bool
     version: str
 
 
+class TagCount(BaseModel):
+    """One tag facet: a tag and how many pictures carry it."""
+
+    tag: str
+    count: int
+
+
+class TagFacets(BaseModel):
+    """The most frequent tags of the table, most frequent first (ties by name)."""
+
+    column: str | None = Field(description="the tag column counted (null: the table has no tags)")
+    tags: list[TagCount]
+
+
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody} for code in (400, 401, 403, 404, 413, 415, 500, 502, 503)
 }
 """The error answers every API route documents (``responses=`` of a route)."""
+
+SEARCH_RESPONSES: dict[int | str, dict[str, Any]] = {**ERROR_RESPONSES, 422: {"model": ErrorBody}}
+"""The error answers of routes that list results: the usual ones, and 422 for a photo filter, a search
+mode or a number of examples the request or the table cannot have."""
+EXAMPLES_RESPONSES = SEARCH_RESPONSES
+"""The multi-example search's error answers (422 also for too many examples)."""

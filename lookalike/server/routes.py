@@ -15,13 +15,24 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, HTMLResponse, Response
 
-from lookalike.server.backend import Backend, media_type_of
+from lookalike.server.backend import MAX_TAGS, Backend, ExampleInputs, media_type_of
 from lookalike.server.errors_http import ApiError
-from lookalike.server.models import ERROR_RESPONSES, DuplicatesPage, Hit, ItemsPage, SearchPage, Stats
+from lookalike.server.models import (
+    ERROR_RESPONSES,
+    EXAMPLES_RESPONSES,
+    SEARCH_RESPONSES,
+    DuplicatesPage,
+    Hit,
+    ItemsPage,
+    SearchPage,
+    Stats,
+    TagFacets,
+)
+from lookalike.server.photos import SEARCH_MODES, PhotoFilters
 from lookalike.server.thumbnails import THUMBNAIL_SIZES
 
 __all__ = [
@@ -32,6 +43,7 @@ __all__ = [
     "STATIC_DIR",
     "document_item_ids",
     "get_backend",
+    "photo_filters",
     "router",
 ]
 
@@ -66,6 +78,33 @@ Limit = Query(24, ge=1, le=MAX_PAGE_SIZE, description="results per page")
 ItemId = PathParam(description="the item's id (its primary key)")
 
 
+def photo_filters(
+    tag: list[str] = Query(
+        [], description="only pictures tagged with this word or phrase (repeat: all of them)"
+    ),
+    since: str | None = Query(
+        None, max_length=40, description="taken on or after: YYYY, YYYY-MM or YYYY-MM-DD"
+    ),
+    until: str | None = Query(None, max_length=40, description="taken on or before (the whole period named)"),
+    near: str | None = Query(None, max_length=80, description="taken near LAT,LON, e.g. 48.85,2.35"),
+    radius: str | None = Query(
+        None, max_length=40, description="how near for near: 5km, 500m, 3mi (default 1km)"
+    ),
+    camera: str | None = Query(None, max_length=200, description='camera make or model, e.g. "Pixel 7"'),
+) -> PhotoFilters:
+    """The photo filters of a request (:func:`lookalike.metadata.photo_filter`), for ``Depends``.
+
+    They read a folder index's columns; a bad value or a column the table lacks is a 422
+    ``bad_photo_filter``. The values are checked by the backend, not here: the library's messages say
+    what a date or a distance looks like.
+    """
+    return PhotoFilters(tuple(tag), since, until, near, radius, camera)
+
+
+Filters = Annotated[PhotoFilters, Depends(photo_filters)]
+NO_FILTERS = PhotoFilters()  # what a route called directly (not through FastAPI) filters by: nothing
+
+
 def document_item_ids(schema: dict[str, Any], *, integer: bool) -> dict[str, Any]:
     """Add :data:`ITEM_ID_PATTERN` to every ``item_id`` path parameter of an OpenAPI ``schema`` when
     the keys are integers.
@@ -91,10 +130,22 @@ def stats(backend: BackendDep) -> dict[str, Any]:
     return backend.stats()
 
 
-@router.get("/api/items", response_model=ItemsPage, tags=["items"], responses=ERROR_RESPONSES)
-def list_items(backend: BackendDep, offset: int = Offset, limit: int = Limit) -> dict[str, Any]:
-    """Browse the indexed items in id order."""
-    return backend.items_page(offset, limit)
+@router.get("/api/items", response_model=ItemsPage, tags=["items"], responses=SEARCH_RESPONSES)
+def list_items(
+    backend: BackendDep, filters: Filters = NO_FILTERS, offset: int = Offset, limit: int = Limit
+) -> dict[str, Any]:
+    """Browse the indexed items in id order (with photo filters, those they keep)."""
+    return backend.items_page(offset, limit, filters=filters)
+
+
+@router.get("/api/tags", response_model=TagFacets, tags=["index"], responses=ERROR_RESPONSES)
+def tag_facets(
+    backend: BackendDep,
+    limit: int = Query(50, ge=1, le=MAX_TAGS, description="how many tags, most frequent first"),
+) -> dict[str, Any]:
+    """Tag facets: the most frequent tags and how many pictures carry each (an empty list when the
+    table has no tags). Tags come from the model itself, so their quality is the model's."""
+    return backend.tags_page(limit)
 
 
 @router.get("/api/items/{item_id}", response_model=Hit, tags=["items"], responses=ERROR_RESPONSES)
@@ -147,18 +198,23 @@ def get_thumbnail(
 
 
 @router.get(
-    "/api/items/{item_id}/similar", response_model=SearchPage, tags=["search"], responses=ERROR_RESPONSES
+    "/api/items/{item_id}/similar", response_model=SearchPage, tags=["search"], responses=SEARCH_RESPONSES
 )
 def similar(
-    backend: BackendDep, item_id: str = ItemId, offset: int = Offset, limit: int = Limit
+    backend: BackendDep,
+    filters: Filters = NO_FILTERS,
+    item_id: str = ItemId,
+    offset: int = Offset,
+    limit: int = Limit,
 ) -> dict[str, Any]:
     """More like this: the items nearest to an indexed item (the item itself left out)."""
-    return backend.similar_page(backend.parse_id(item_id), offset, limit)
+    return backend.similar_page(backend.parse_id(item_id), offset, limit, filters=filters)
 
 
-@router.get("/api/search", response_model=SearchPage, tags=["search"], responses=ERROR_RESPONSES)
+@router.get("/api/search", response_model=SearchPage, tags=["search"], responses=SEARCH_RESPONSES)
 def search_text(
     backend: BackendDep,
+    filters: Filters = NO_FILTERS,
     q: str = Query(
         ...,
         min_length=1,
@@ -166,16 +222,23 @@ def search_text(
         description="what to look for, in words",
         json_schema_extra={"pattern": r"\S"},  # documented: not only spaces (the route says why)
     ),
+    mode: str = Query(
+        "vector",
+        description="vector: by the words' meaning; hybrid: that and full-text search over the table's "
+        "full-text column (a folder index's tags), fused; fulltext: full-text search alone",
+        json_schema_extra={"enum": list(SEARCH_MODES)},  # documented; the route says "bad_mode"
+    ),
     offset: int = Offset,
     limit: int = Limit,
 ) -> dict[str, Any]:
-    """Search by text ("a red bicycle")."""
-    return backend.text_page(q, offset, limit)
+    """Search by text ("a red bicycle"); ``mode=hybrid`` also matches the words in the tags."""
+    return backend.text_page(q, offset, limit, mode=mode, filters=filters)
 
 
-@router.post("/api/search/image", response_model=SearchPage, tags=["search"], responses=ERROR_RESPONSES)
+@router.post("/api/search/image", response_model=SearchPage, tags=["search"], responses=SEARCH_RESPONSES)
 def search_image(
     backend: BackendDep,
+    filters: Filters = NO_FILTERS,
     file: UploadFile = File(..., description="the picture to search with"),
     offset: int = Offset,
     limit: int = Limit,
@@ -183,12 +246,47 @@ def search_image(
     """Search with an uploaded image (multipart field ``file``)."""
     # One byte over the limit is enough to know it is too large; the rest is never read.
     data = file.file.read(backend.max_upload_bytes + 1)
-    return backend.upload_page(data, file.filename, offset, limit)
+    return backend.upload_page(data, file.filename, offset, limit, filters=filters)
 
 
-@router.get("/api/search/url", response_model=SearchPage, tags=["search"], responses=ERROR_RESPONSES)
+@router.post("/api/search/examples", response_model=SearchPage, tags=["search"], responses=EXAMPLES_RESPONSES)
+def search_examples(
+    backend: BackendDep,
+    filters: Filters = NO_FILTERS,
+    positive_id: list[str] = Form([], description="ids of items to look like (their stored vectors)"),
+    negative_id: list[str] = Form([], description="ids of items to look unlike"),
+    positive_text: list[str] = Form([], description="words to look like"),
+    negative_text: list[str] = Form([], description="words to look unlike"),
+    positive_image: list[UploadFile] = File([], description="pictures to look like"),
+    negative_image: list[UploadFile] = File([], description="pictures to look unlike"),
+    include_examples: bool = Query(False, description="keep the items given as examples in the results"),
+    offset: int = Offset,
+    limit: int = Limit,
+) -> dict[str, Any]:
+    """Search with several examples at once: "more like these, less like those" (multipart form).
+
+    Each field may repeat; at least one positive example is needed, and at most 16 in all
+    (422 ``too_many_examples``). Uploads share the request's size limit. Items given as examples are
+    left out of the results unless ``include_examples``.
+    """
+    count = len(positive_id) + len(negative_id) + len(positive_text) + len(negative_text)
+    count += len(positive_image) + len(negative_image)
+    backend.check_example_count(count)  # before a byte of any upload is read
+
+    def side(ids: list[str], texts: list[str], files: list[UploadFile]) -> ExampleInputs:
+        # one byte over the limit is enough to know an upload is too large; the rest is never read
+        images = [(f.file.read(backend.max_upload_bytes + 1), f.filename) for f in files]
+        return ExampleInputs(ids=ids, texts=texts, images=images)
+
+    positive = side(positive_id, positive_text, positive_image)
+    negative = side(negative_id, negative_text, negative_image)
+    return backend.examples_page(positive, negative, offset, limit, include_examples, filters=filters)
+
+
+@router.get("/api/search/url", response_model=SearchPage, tags=["search"], responses=SEARCH_RESPONSES)
 def search_url(
     backend: BackendDep,
+    filters: Filters = NO_FILTERS,
     url: str = Query(
         ...,
         min_length=1,
@@ -201,7 +299,7 @@ def search_url(
 ) -> dict[str, Any]:
     """Search with the picture at a URL. Private, loopback, link-local and metadata addresses are
     refused (the resolved address, and again after every redirect) unless the server allows them."""
-    return backend.url_page(url, offset, limit)
+    return backend.url_page(url, offset, limit, filters=filters)
 
 
 @router.get("/api/duplicates", response_model=DuplicatesPage, tags=["duplicates"], responses=ERROR_RESPONSES)

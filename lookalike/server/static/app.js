@@ -5,7 +5,8 @@ const $ = (id) => document.getElementById(id);
 
 const state = {
   token: null,          // kept in memory only
-  query: null,          // {kind: "browse"|"text"|"url"|"image"|"item", ...}
+  query: null,          // {kind: "browse"|"text"|"url"|"image"|"item"|"examples", ...}
+  selected: new Map(),  // id -> hit: results picked for "more like these" / "less like this"
   offset: 0,
   hasMore: false,
   loading: false,
@@ -13,6 +14,9 @@ const state = {
   previewUrl: null,
   dupes: { offset: 0, hasMore: false, loaded: false, seq: 0 },
   stats: null,
+  mode: "vector",       // how words are searched: "vector" (pictures only) or "hybrid" (words + pictures)
+  tag: null,            // the tag facet picked, or null
+  scoreLegend: "",      // what a vector search's scores mean, for the table's metric
 };
 
 // ------------------------------------------------------------------ the API
@@ -126,7 +130,7 @@ function showPlace(node, hit) {
   return source;
 }
 
-function card(hit, { onClick, badge, extra, note } = {}) {
+function card(hit, { onClick, badge, extra, note, selectable } = {}) {
   const node = $("card-template").content.firstElementChild.cloneNode(true);
   const img = node.querySelector("img");
   img.dataset.src = hit.thumbnail_url;
@@ -154,6 +158,7 @@ function card(hit, { onClick, badge, extra, note } = {}) {
     b.textContent = badge;
     node.appendChild(b);
   }
+  if (selectable) makeSelectable(node, hit);
   const go = () => (onClick || moreLikeThis)(hit);
   node.addEventListener("click", go);
   node.addEventListener("keydown", (ev) => { if (ev.key === "Enter") go(); });
@@ -178,6 +183,9 @@ function errorText(err) {
   if (err.code === "fetch_failed") return ["The image could not be downloaded", err.message];
   if (err.code === "not_found") return ["Not found", err.message];
   if (err.code === "network") return ["Connection lost", err.message];
+  if (err.code === "too_many_examples") return ["Too many examples", err.message];
+  if (err.code === "bad_photo_filter") return ["That filter cannot be used", err.message];
+  if (err.code === "bad_mode" || err.code === "no_fulltext") return ["That search mode cannot be used", err.message];
   return ["Something went wrong", err.message];
 }
 
@@ -195,8 +203,12 @@ const DISTANCE_MEANS = {
   inner_product: "d = −(inner product with the keeper): smaller is more alike.",
 };
 
+const HYBRID_MEANS = "Score = the two matches fused (reciprocal rank fusion of the picture match and the "
+  + "words' match in the tags): higher is better, comparable within this search only.";
+
 function setLegends(metric) {
-  $("score-legend").textContent = SCORE_MEANS[metric] || "Score: higher is more alike.";
+  state.scoreLegend = SCORE_MEANS[metric] || "Score: higher is more alike.";
+  $("score-legend").textContent = state.scoreLegend;
   $("dupes-legend").textContent = DISTANCE_MEANS[metric] || "d = distance to the keeper: smaller is more alike.";
 }
 
@@ -210,12 +222,30 @@ function setQueryBar(label, thumb) {
 
 // ------------------------------------------------------------------ searching
 
+// The photo filters of a query (taken when it runs, so "Load more" pages on with the same ones).
+function filterParams(filters) {
+  const params = new URLSearchParams();
+  if (!filters) return params;
+  if (filters.tag) params.append("tag", filters.tag);
+  for (const name of ["since", "until", "camera", "near", "radius"]) {
+    if (filters[name]) params.set(name, filters[name]);
+  }
+  return params;
+}
+
 function requestFor(query, offset) {
-  const page = `offset=${offset}&limit=${PAGE}`;
+  const params = filterParams(query.filters);
+  params.set("offset", String(offset));
+  params.set("limit", String(PAGE));
+  const page = params.toString();
   switch (query.kind) {
-    case "text": return [`/api/search?q=${encodeURIComponent(query.q)}&${page}`];
+    case "text": {
+      const mode = query.mode && query.mode !== "vector" ? `&mode=${encodeURIComponent(query.mode)}` : "";
+      return [`/api/search?q=${encodeURIComponent(query.q)}${mode}&${page}`];
+    }
     case "url": return [`/api/search/url?url=${encodeURIComponent(query.url)}&${page}`];
     case "item": return [`/api/items/${encodeURIComponent(query.id)}/similar?${page}`];
+    case "examples": return [`/api/search/examples?${page}`, { method: "POST", body: examplesForm(query) }];
     case "image": {
       const form = new FormData();
       form.append("file", query.file, query.file.name || "image");
@@ -227,13 +257,17 @@ function requestFor(query, offset) {
 
 async function runSearch(query) {
   showView("search");
+  query = { ...query, filters: currentFilters() };
   state.query = query;
+  $("clear-filters").hidden = !filterParams(query.filters).toString();
   state.offset = 0;
   state.hasMore = false;
   const seq = ++state.seq;
   $("grid").replaceChildren();
+  clearSelection();
   $("search-message").hidden = true;
   $("score-legend").hidden = true;
+  $("score-legend").textContent = query.kind === "text" && query.mode === "hybrid" ? HYBRID_MEANS : state.scoreLegend;
   $("more").hidden = true;
   if (state.previewUrl && query.kind !== "image") {
     URL.revokeObjectURL(state.previewUrl);
@@ -243,6 +277,7 @@ async function runSearch(query) {
   else if (query.kind === "url") setQueryBar(`Image at ${query.url}`, null);
   else if (query.kind === "image") setQueryBar(`Looks like ${query.file.name || "your image"}`, state.previewUrl);
   else if (query.kind === "item") setQueryBar(`More like ${query.name}`, withToken(query.thumbnail_url));
+  else if (query.kind === "examples") setQueryBar(examplesLabel(query));
   else setQueryBar(null);
   document.body.dataset.state = "loading";
   await loadPage(seq);
@@ -258,7 +293,7 @@ async function loadPage(seq) {
     if (seq !== state.seq) return;
     const frag = document.createDocumentFragment();
     body.results.forEach((hit, i) => {
-      const node = card(hit);
+      const node = card(hit, { selectable: true });
       if (state.offset === 0 && i === 0 && state.query.kind !== "browse") node.classList.add("first");
       frag.appendChild(node);
     });
@@ -284,11 +319,16 @@ async function loadPage(seq) {
 
 function emptyState() {
   const q = state.query;
-  if (q.kind === "browse") {
+  if (filterParams(q.filters).toString()) {
+    showMessage($("search-message"), "empty", "No matches",
+      "No picture matches this search with these filters. Clear the filters (or pick another tag) to see more.");
+  } else if (q.kind === "browse") {
     showMessage($("search-message"), "empty", "No images indexed yet",
       "Index a folder of pictures with the lookalike command, then reload this page.");
   } else if (q.kind === "text") {
     showMessage($("search-message"), "empty", "No matches", `Nothing in the index matched “${q.q}”.`);
+  } else if (q.kind === "examples") {
+    showMessage($("search-message"), "empty", "No matches", "Nothing else in the index looks like these examples.");
   } else {
     showMessage($("search-message"), "empty", "No matches", "Nothing in the index looks like this image.");
   }
@@ -318,8 +358,200 @@ function searchInput(text) {
   text = text.trim();
   if (!text) return runSearch({ kind: "browse" });
   if (isUrl(text)) return runSearch({ kind: "url", url: text });
-  return runSearch({ kind: "text", q: text });
+  return runSearch({ kind: "text", q: text, mode: state.mode });
 }
+
+// ------------------------------------------------------------------ tags, filters and the search mode
+
+const FILTER_INPUTS = ["since", "until", "camera", "near", "radius"];
+
+// The filters as they stand now: the tag picked and what the filter inputs hold.
+function currentFilters() {
+  const filters = { tag: state.tag };
+  for (const name of FILTER_INPUTS) {
+    const value = $(name).value.trim();
+    filters[name] = value && !$(name).closest("label").hidden ? value : null;
+  }
+  return filters;
+}
+
+function rerun() {
+  runSearch(state.query || { kind: "browse" });
+}
+
+function showFilters(stats) {
+  const supported = new Set(Array.isArray(stats.photo_filters) ? stats.photo_filters : []);
+  let any = false;
+  for (const name of FILTER_INPUTS) {
+    const on = supported.has(name);
+    $(name).closest("label").hidden = !on;
+    any = any || on;
+  }
+  $("mode-field").hidden = !stats.fulltext_column;
+  $("filters").hidden = !any && !stats.fulltext_column;
+  $("filter-apply").hidden = !any;
+}
+
+async function loadFacets() {
+  let body;
+  try {
+    body = await api("/api/tags?limit=20");
+  } catch (err) {
+    return;  // facets are a help, not the page: the search works without them
+  }
+  const box = $("facets");
+  box.replaceChildren();
+  for (const facet of body.tags || []) {
+    const chip = document.createElement("button");
+    chip.type = "button";
+    chip.className = "facet";
+    chip.dataset.tag = String(facet.tag);
+    chip.setAttribute("aria-pressed", String(state.tag === facet.tag));
+    const name = document.createElement("span");
+    name.textContent = String(facet.tag);
+    const count = document.createElement("span");
+    count.className = "count";
+    count.textContent = String(facet.count);
+    chip.append(name, count);
+    chip.title = `Only pictures tagged “${facet.tag}” (click again to show all)`;
+    chip.addEventListener("click", () => pickTag(String(facet.tag)));
+    box.appendChild(chip);
+  }
+  box.hidden = !box.children.length;
+}
+
+function pickTag(tag) {
+  state.tag = state.tag === tag ? null : tag;
+  $("facets").querySelectorAll(".facet").forEach((chip) => {
+    chip.setAttribute("aria-pressed", String(chip.dataset.tag === state.tag));
+  });
+  rerun();
+}
+
+$("filters").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  rerun();
+});
+$("clear-filters").addEventListener("click", () => {
+  FILTER_INPUTS.forEach((name) => { $(name).value = ""; });
+  state.tag = null;
+  $("facets").querySelectorAll(".facet").forEach((chip) => chip.setAttribute("aria-pressed", "false"));
+  rerun();
+});
+$("mode").addEventListener("change", () => {
+  state.mode = $("mode").value === "hybrid" ? "hybrid" : "vector";
+  if (state.query && state.query.kind === "text") runSearch({ ...state.query, mode: state.mode });
+});
+
+// ------------------------------------------------------------------ several examples
+
+// A query's examples: {ids: [{id, name}], texts: [string], files: [File]} for each side.
+const noExamples = () => ({ ids: [], texts: [], files: [] });
+
+function makeSelectable(node, hit) {
+  const pick = node.querySelector(".pick");
+  const box = pick.querySelector("input");
+  pick.hidden = false;
+  box.checked = state.selected.has(String(hit.id));
+  node.classList.toggle("picked", box.checked);
+  // picking is not opening: the card's own click is "more like this"
+  pick.addEventListener("click", (ev) => ev.stopPropagation());
+  pick.addEventListener("keydown", (ev) => ev.stopPropagation());
+  box.addEventListener("change", () => {
+    if (box.checked) state.selected.set(String(hit.id), hit);
+    else state.selected.delete(String(hit.id));
+    node.classList.toggle("picked", box.checked);
+    updateSelectBar();
+  });
+}
+
+// What the current query contributes as examples, or null when it cannot be one (browsing, a URL).
+function currentExamples() {
+  const q = state.query || { kind: "browse" };
+  const positive = noExamples();
+  let negative = noExamples();
+  if (q.kind === "text") positive.texts.push(q.q);
+  else if (q.kind === "item") positive.ids.push({ id: q.id, name: q.name });
+  else if (q.kind === "image") positive.files.push(q.file);
+  else if (q.kind === "examples") {
+    const copy = (side) => ({ ids: [...side.ids], texts: [...side.texts], files: [...side.files] });
+    return { positive: copy(q.positive), negative: copy(q.negative) };
+  } else return null;
+  return { positive, negative };
+}
+
+function updateSelectBar() {
+  const n = state.selected.size;
+  $("select-bar").hidden = n === 0;
+  $("grid").classList.toggle("picking", n > 0);
+  $("select-count").textContent = `${n} selected`;
+  $("more-like-these").textContent = n === 1 ? "More like this" : "More like these";
+  const less = $("less-like-these");
+  less.textContent = n === 1 ? "Less like this" : "Less like these";
+  less.disabled = currentExamples() === null;
+  less.title = less.disabled
+    ? "Search for something first (words, an image or a picture's matches): then push away from these"
+    : "Keep this search, and push it away from the selected pictures";
+}
+
+function clearSelection() {
+  state.selected.clear();
+  document.querySelectorAll("#grid .card.picked").forEach((node) => {
+    node.classList.remove("picked");
+    node.querySelector(".pick input").checked = false;
+  });
+  updateSelectBar();
+}
+
+function picked() {
+  return Array.from(state.selected.values(), (hit) => ({ id: hit.id, name: hit.name }));
+}
+
+function moreLikeThese() {
+  const positive = noExamples();
+  positive.ids = picked();
+  runSearch({ kind: "examples", positive, negative: noExamples() });
+}
+
+function lessLikeThese() {
+  const base = currentExamples();
+  if (!base) return;
+  const known = new Set(base.negative.ids.map((x) => String(x.id)));
+  base.negative.ids.push(...picked().filter((x) => !known.has(String(x.id))));
+  runSearch({ kind: "examples", positive: base.positive, negative: base.negative });
+}
+
+function examplesForm(query) {
+  const form = new FormData();
+  for (const [side, ex] of [["positive", query.positive], ["negative", query.negative]]) {
+    ex.ids.forEach((x) => form.append(`${side}_id`, String(x.id)));
+    ex.texts.forEach((t) => form.append(`${side}_text`, t));
+    ex.files.forEach((f) => form.append(`${side}_image`, f, f.name || "image"));
+  }
+  return form;
+}
+
+function examplesLabel(query) {
+  const describe = (side) => [
+    ...side.texts.map((t) => `“${t}”`),
+    ...side.files.map((f) => f.name || "your image"),
+    ...side.ids.map((x) => x.name),
+  ];
+  const like = describe(query.positive);
+  const unlike = describe(query.negative);
+  const short = (names) => (names.length > 3 ? `${names.slice(0, 3).join(", ")} and ${names.length - 3} more` : names.join(", "));
+  return `Like ${short(like)}` + (unlike.length ? ` · not like ${short(unlike)}` : "");
+}
+
+$("more-like-these").addEventListener("click", () => {
+  moreLikeThese();
+  window.scrollTo({ top: 0, behavior: "smooth" });
+});
+$("less-like-these").addEventListener("click", () => {
+  lessLikeThese();
+  window.scrollTo({ top: 0, behavior: "smooth" });
+});
+$("clear-selection").addEventListener("click", clearSelection);
 
 // ------------------------------------------------------------------ duplicates
 
@@ -502,6 +734,7 @@ async function start() {
     state.stats = await api("/api/stats");
     const s = state.stats;
     setLegends(s.metric);
+    showFilters(s);
     $("stats").textContent = `${s.rows.toLocaleString()} images · ${s.model || "no model"}`;
     if (!s.duplicates_available) document.querySelector('[data-view="dupes"]').title = "Not available on this server";
   } catch (err) {
@@ -510,6 +743,7 @@ async function start() {
     document.body.dataset.state = "error";
     return;
   }
+  if (state.stats.tag_column) loadFacets();
   const q = params.get("q");
   if (location.hash === "#duplicates") showView("dupes");
   else if (q) {
