@@ -17,6 +17,7 @@ Quick start::
     table.search("orange tabby cat").limit(3).to_list()
 """
 
+from lookalike.builder import SearchHit
 from lookalike.client import Client, TiDBClient, connect
 from lookalike.copy import copy_table
 from lookalike.duplicates import DuplicateGroup, find_duplicates
@@ -44,7 +45,7 @@ from lookalike.folders import IndexReport, index_paths
 from lookalike.hybrid import HybridSearch, HybridSearchResult
 from lookalike.metadata import photo_filter, tag_counts
 from lookalike.rerank import BaseReranker, Reranker, register_reranker
-from lookalike.results import FailedItem, InsertResult, QueryResult
+from lookalike.results import ExecuteResult, FailedItem, InsertResult, QueryResult, RowDict
 from lookalike.schema import (
     DISTANCE_METRICS,
     Field,
@@ -53,8 +54,10 @@ from lookalike.schema import (
     TableModel,
     TagsField,
     VectorField,
+    VectorIndex,
 )
-from lookalike.search import Search, SearchResult
+from lookalike.search import Search, SearchResult, VectorColumns
+from lookalike.session import Session
 from lookalike.table import Table
 from lookalike.text_search import TextSearch, TextSearchResult
 
@@ -74,6 +77,7 @@ __all__ = [
     "EmbeddingFunction",
     "EngineError",
     "Example",
+    "ExecuteResult",
     "FailedItem",
     "Field",
     "FilterError",
@@ -90,9 +94,12 @@ __all__ = [
     "ProviderError",
     "QueryResult",
     "Reranker",
+    "RowDict",
     "SchemaError",
     "Search",
+    "SearchHit",
     "SearchResult",
+    "Session",
     "Table",
     "TableModel",
     "TableNotFoundError",
@@ -100,8 +107,10 @@ __all__ = [
     "TextSearch",
     "TextSearchResult",
     "TiDBClient",
+    "VectorColumns",
     "VectorError",
     "VectorField",
+    "VectorIndex",
     "__version__",
     "connect",
     "copy_table",

@@ -10,11 +10,15 @@ and implements ``_run()``, the rows the search returns.
 from __future__ import annotations
 
 import copy
+import logging
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, Generic, TypeVar
 
 import numpy as np
+import sqlalchemy as sa
 
 from lookalike.errors import ConfigurationError, SchemaError
 from lookalike.filters import compile_filter
@@ -28,12 +32,62 @@ if sys.version_info >= (3, 11):
 else:  # Python 3.10: typing_extensions comes with pydantic, a dependency
     from typing_extensions import Self
 
-__all__ = ["DEFAULT_LIMIT", "SearchBuilder"]
+__all__ = ["DEFAULT_LIMIT", "SearchBuilder", "SearchHit"]
+
+logger = logging.getLogger("lookalike.search")
 
 DEFAULT_LIMIT = 10
 """Rows a search returns unless ``.limit(k)`` says otherwise."""
 
 ResultT = TypeVar("ResultT", bound=QueryResult)
+
+
+class SearchHit:
+    """One search hit as pytidb's ``to_pydantic()`` gives it: the row as a model instance in
+    ``hit``, with ``distance``, ``match_score``, ``score`` and ``similarity_score`` beside it.
+
+    Other attributes are the hit's own (``result.caption`` is ``result.hit.caption``).
+    """
+
+    __slots__ = ("distance", "hit", "match_score", "score", "similarity_score")
+
+    def __init__(
+        self,
+        hit: Any,
+        *,
+        distance: float | None = None,
+        match_score: float | None = None,
+        score: float | None = None,
+        similarity_score: float | None = None,
+    ) -> None:
+        self.hit = hit
+        self.distance = distance
+        self.match_score = match_score
+        self.score = score
+        self.similarity_score = similarity_score
+        """How similar the hit is, higher is better: ``1 - distance`` for cosine (as pytidb), and the
+        metric's own similarity otherwise (the vector search's ``_score`` before any rerank)."""
+
+    # the underscore names are the dict keys of to_list(), kept so code written for either form works
+    @property
+    def _distance(self) -> float | None:
+        return self.distance
+
+    @property
+    def _score(self) -> float | None:
+        return self.score
+
+    @property
+    def _match_score(self) -> float | None:
+        return self.match_score
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "hit":  # not set yet (e.g. while unpickling): no recursion
+            raise AttributeError(name)
+        return getattr(self.hit, name)
+
+    def __repr__(self) -> str:
+        return f"SearchHit(hit={self.hit!r}, distance={self.distance!r}, score={self.score!r})"
 
 
 class SearchBuilder(Generic[ResultT]):
@@ -52,6 +106,7 @@ class SearchBuilder(Generic[ResultT]):
         self._limit = DEFAULT_LIMIT
         self._columns: list[str] | None = None
         self._rerank: RerankStep | None = None  # .rerank(...)
+        self._debug = False  # .debug(): log the plan and the SQL each run executes
 
     def _copy(self, **changes: Any) -> Self:
         new = copy.copy(self)
@@ -86,6 +141,19 @@ class SearchBuilder(Generic[ResultT]):
             if n not in table.c:
                 raise SchemaError(f"unknown column {n!r} in select(); columns: {', '.join(table.c.keys())}")
         return self._copy(_columns=names or None)
+
+    def text(self, query_text: str) -> Self:
+        """Search for this text (pytidb's builder form of ``search("words")``)."""
+        if not isinstance(query_text, str) or not query_text.strip():
+            raise ConfigurationError(f"text() needs a non-empty string, got {query_text!r}")
+        return self._copy(_query=query_text)
+
+    def debug(self, flag: bool = True) -> Self:
+        """Log, at INFO on the ``lookalike.search`` logger, how each run of this search is answered:
+        the plan and every SQL statement it executes (with its parameters, shortened)."""
+        if not isinstance(flag, bool):
+            raise ConfigurationError(f"debug() takes True or False, got {flag!r}")
+        return self._copy(_debug=flag)
 
     def rerank(
         self,
@@ -129,9 +197,37 @@ class SearchBuilder(Generic[ResultT]):
         """The rows the search returns, best first."""
         raise NotImplementedError
 
+    def _plan(self) -> str | None:
+        """What a run will do, in words, for :meth:`debug` (None: the SQL says it all)."""
+        return None
+
+    @contextmanager
+    def _logging_sql(self) -> Iterator[None]:
+        """While the block runs, log each statement this thread sends to the database."""
+        me = threading.get_ident()
+
+        def log(conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool) -> None:
+            if threading.get_ident() == me:  # other threads' queries are not this search's
+                shown = repr(params)
+                shown = shown if len(shown) <= 300 else shown[:300] + "…"
+                logger.info("search on %r runs:\n%s\nparameters: %s", self._spec.name, statement, shown)
+
+        sa_engine = self._database.engine.sa_engine
+        sa.event.listen(sa_engine, "before_cursor_execute", log)
+        try:
+            yield
+        finally:
+            sa.event.remove(sa_engine, "before_cursor_execute", log)
+
     def execute(self) -> ResultT:
         """Run the search."""
-        return self._result_type(self._run(), self._spec.model)
+        if not self._debug:
+            return self._result_type(self._run(), self._spec.model)
+        plan = self._plan()
+        if plan is not None:
+            logger.info("search on %r: %s", self._spec.name, plan)
+        with self._logging_sql():
+            return self._result_type(self._run(), self._spec.model)
 
     def to_list(self) -> list[dict[str, Any]]:
         """Hits as dicts, best first."""
@@ -141,10 +237,47 @@ class SearchBuilder(Generic[ResultT]):
         """Hits as a pandas DataFrame."""
         return self.execute().to_pandas()
 
-    def to_pydantic(self, model: type | None = None) -> list[Any]:
-        """Hits as model instances (``_score`` and the search's other fields set as attributes)."""
-        return self.execute().to_pydantic(model)
+    def to_pydantic(self, model: type | bool | None = None, *, with_score: bool = True) -> list[Any]:
+        """Hits as pytidb gives them: :class:`SearchHit` objects (``hit``, ``distance``, ``score``,
+        ``similarity_score``), or with ``with_score=False`` the bare model instances.
+
+        ``model`` defaults to the table's model. Vector fields the model requires are read for the
+        hits (a search leaves vectors out otherwise), so such a model validates.
+        """
+        if isinstance(model, bool):  # pytidb's positional form: to_pydantic(False)
+            with_score = model
+            model = None
+        target = model or self._spec.model
+        search = self
+        required = _required_vectors(target, self._spec.vectors)
+        if required:
+            search = self._copy(_columns=[*self._output_columns(), *required])
+        result = search.execute()
+        rows = list(result)
+        models = result.to_pydantic(target)
+        if not with_score:
+            return models
+        return [
+            SearchHit(
+                obj,
+                distance=row.get("_distance"),
+                match_score=row.get("_match_score"),
+                score=row.get("_score"),
+                similarity_score=self._similarity(row.get("_distance")),
+            )
+            for obj, row in zip(models, rows)
+        ]
+
+    def _similarity(self, distance: float | None) -> float | None:
+        """The similarity a distance means (pytidb: ``1 - distance``); vector searches know their metric."""
+        return None if distance is None else 1.0 - distance
 
     def to_rows(self) -> list[tuple[Any, ...]]:
         """Hits as tuples."""
         return self.execute().to_rows()
+
+
+def _required_vectors(model: Any, vectors: Any) -> list[str]:
+    """The vector columns ``model`` can't be validated without."""
+    fields = getattr(model, "model_fields", None) or {}
+    return [name for name in vectors if name in fields and fields[name].is_required()]

@@ -10,15 +10,15 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import sqlalchemy as sa
 
 from lookalike.engines.base import Engine, engine_for_url
-from lookalike.errors import ConfigurationError, SchemaError, TableNotFoundError
-from lookalike.results import QueryResult
+from lookalike.errors import ConfigurationError, LookalikeError, SchemaError, TableNotFoundError
+from lookalike.results import ExecuteResult, QueryResult
 from lookalike.schema import TableSpec
-from lookalike.session import Database
+from lookalike.session import Database, Session
 from lookalike.table import Table
 
 if TYPE_CHECKING:
@@ -67,6 +67,9 @@ class Client:
         """The SQLAlchemy engine underneath (pytidb's name)."""
         return self.engine.sa_engine
 
+    # pytidb's own attribute; its tests and examples open ``Session(client._db_engine)`` with it
+    _db_engine = db_engine
+
     def close(self) -> None:
         """Close the client's connections; further calls raise."""
         self.database.close()
@@ -89,10 +92,15 @@ class Client:
 
     # ------------------------------------------------------------------ transactions
     @contextmanager
-    def session(self) -> Iterator[Client]:
-        """One transaction across table calls: committed at the end, rolled back on an exception."""
-        with self.database.session():
-            yield self
+    def session(self, *, provided_session: Any = None) -> Iterator[Session]:
+        """One transaction across table calls: committed at the end, rolled back on an exception.
+
+        Yields a :class:`~lookalike.session.Session` with ``commit()``, ``rollback()`` and ``execute()``.
+        ``provided_session`` (a SQLAlchemy ``Session`` or ``Connection`` on this database) makes the
+        calls inside join that transaction instead; its owner commits or rolls it back.
+        """
+        with self.database.session(provided_session) as session:
+            yield session
 
     # ------------------------------------------------------------------ tables
     def create_table(
@@ -119,20 +127,56 @@ class Client:
                 if exists:
                     self.engine.drop_table(conn, spec.name)
                 self.engine.create_table(conn, spec)
-                for vec in spec.vectors.values():
-                    if vec.index:
-                        self.engine.create_vector_index(
-                            conn, spec, vec.name, vec.distance_metric, vec.index_params
-                        )
+                # asked-for indexes, VectorIndex entries and the engine's default (HNSW on servers)
+                for column, metric, params in self.engine.declared_indexes(spec):
+                    self.engine.create_vector_index(conn, spec, column, metric, params)
         table = Table(self.database, spec, self)
         self._tables[spec.name] = table
         return table
 
-    def open_table(self, name: str, *, embed_fn: BaseEmbeddingFunction | None = None) -> Table:
+    open_table_if_missing: Literal["raise", "none"] = "raise"
+    """What :meth:`open_table` does for a missing table unless told: raise ``TableNotFoundError``,
+    or ``"none"``, return None as pytidb does (set it on a client that runs pytidb code)."""
+
+    @overload
+    def open_table(
+        self,
+        name: str,
+        *,
+        embed_fn: BaseEmbeddingFunction | None = None,
+        if_missing: Literal["raise"] | None = None,
+    ) -> Table: ...
+
+    @overload
+    def open_table(
+        self,
+        name: str,
+        *,
+        embed_fn: BaseEmbeddingFunction | None = None,
+        if_missing: Literal["none"],
+    ) -> Table | None: ...
+
+    def open_table(
+        self,
+        name: str,
+        *,
+        embed_fn: BaseEmbeddingFunction | None = None,
+        if_missing: Literal["raise", "none"] | None = None,
+    ) -> Table | None:
         """Open an existing table; its columns and embedders are rebuilt from the database.
 
-        ``embed_fn`` replaces the stored embedder (e.g. a class that can't be imported here).
+        ``embed_fn`` replaces the stored embedder (e.g. a class that can't be imported here). A
+        missing table raises ``TableNotFoundError``; ``if_missing="none"`` (or the client's
+        :attr:`open_table_if_missing`) returns None instead, as pytidb does.
         """
+        missing = self.open_table_if_missing if if_missing is None else if_missing
+        if missing not in ("raise", "none"):
+            raise ConfigurationError(f"if_missing must be 'raise' or 'none', got {missing!r}")
+        if missing == "none" and not self.has_table(name):
+            return None
+        return self._open_table(name, embed_fn)
+
+    def _open_table(self, name: str, embed_fn: BaseEmbeddingFunction | None) -> Table:
         from lookalike.embeddings.registry import build_from_config
 
         cached = self._tables.get(name)
@@ -169,8 +213,18 @@ class Client:
         self._tables[name] = table
         return table
 
+    def configure_embedding_provider(self, provider: str, api_key: str | None) -> None:
+        """pytidb's call: use ``api_key`` for ``provider``'s embedders that were given none, in this
+        process. Never stored: tables keep the name of the provider's environment variable
+        (see :func:`lookalike.embeddings.registry.configure_embedding_provider`)."""
+        from lookalike.embeddings.registry import configure_embedding_provider
+
+        configure_embedding_provider(provider, api_key)
+
     def drop_table(self, name: str, if_not_exists: Literal["raise", "skip"] = "raise") -> None:
-        """Drop a table; ``if_not_exists="skip"`` ignores a missing one."""
+        """Drop a table; ``if_not_exists="skip"`` ignores a missing one, ``"raise"`` raises."""
+        if if_not_exists not in ("raise", "skip"):
+            raise ConfigurationError(f"if_not_exists must be 'raise' or 'skip', got {if_not_exists!r}")
         with self.database.connection(write=True) as conn:
             if not self.engine.has_table(conn, name):
                 if if_not_exists == "skip":
@@ -191,13 +245,82 @@ class Client:
 
     table_names = list_tables
 
+    # ------------------------------------------------------------------ databases
+    # PostgreSQL and TiDB: the server's databases. The embedded engine: SQLite files NAME.db in the
+    # folder of the current file (names must be safe file names; see SQLiteEngine.database_file).
+
+    def current_database(self) -> str | None:
+        """The database this client uses (the embedded engine: the file's name without ``.db``)."""
+        return self.engine.current_database()
+
+    def list_databases(self) -> list[str]:
+        """The databases this client could :meth:`use_database`, sorted."""
+        return self.engine.list_databases()
+
+    def has_database(self, name: str) -> bool:
+        """True when database ``name`` exists."""
+        return self.engine.has_database(self.engine.check_database_name(name))
+
+    def create_database(self, name: str, if_exists: Literal["raise", "skip"] = "raise") -> None:
+        """Create database ``name``; ``if_exists="skip"`` leaves an existing one as it is."""
+        if if_exists not in ("raise", "skip"):
+            raise ConfigurationError(f"if_exists must be 'raise' or 'skip', got {if_exists!r}")
+        if self.has_database(name):
+            if if_exists == "skip":
+                return
+            raise SchemaError(f"database {name!r} already exists; pass if_exists='skip' to keep it")
+        self.engine.create_database(name)
+
+    def drop_database(self, name: str) -> None:
+        """Drop database ``name`` and everything in it (a missing one is a no-op, as in pytidb).
+
+        The current database is refused: :meth:`use_database` another one first.
+        """
+        name = self.engine.check_database_name(name)
+        if name == self.current_database():
+            raise ConfigurationError(
+                f"database {name!r} is the one this client uses; use_database() another one before dropping it"
+            )
+        self.engine.drop_database(name)
+
+    def use_database(self, name: str, *, ensure_db: bool = False) -> None:
+        """Reconnect this client to database ``name`` (created first with ``ensure_db=True``).
+
+        The old connection is closed, so tables opened before raise: open them again.
+        Refused inside :meth:`session` (its transaction belongs to the old connection).
+        """
+        if self.database.in_session:
+            raise ConfigurationError("use_database() can't switch databases inside a session()")
+        if not self.has_database(name):
+            if not ensure_db:
+                raise ConfigurationError(
+                    f"Database {name!r} does not exist; create it with create_database() or pass ensure_db=True"
+                )
+            self.create_database(name, if_exists="skip")
+        new = self.engine.open_database(name)
+        old, self.database = self.database, Database(new)
+        self._tables.clear()
+        old.close()
+
     # ------------------------------------------------------------------ raw SQL
-    def execute(self, sql: str | Any, params: Mapping[str, Any] | None = None) -> int:
-        """Run a statement and return the number of rows it affected. Errors raise."""
+    def execute(
+        self, sql: str | Any, params: Mapping[str, Any] | None = None, raise_error: bool = True
+    ) -> ExecuteResult:
+        """Run a statement; the result has ``success``, ``rowcount`` (rows affected) and ``message``.
+
+        Errors raise (pytidb swallows them by default, which hides failed writes); ``raise_error=False``
+        gives pytidb's form: a result with ``success=False`` and the error's text in ``message``.
+        """
         stmt = sa.text(sql) if isinstance(sql, str) else sql
-        with self.database.connection(write=True) as conn:
-            result = conn.execute(stmt, dict(params or {}))
-            return result.rowcount if result.rowcount is not None else -1
+        try:
+            with self.database.connection(write=True) as conn:
+                result = conn.execute(stmt, dict(params or {}))
+                count = result.rowcount if result.rowcount is not None else -1
+        except LookalikeError as exc:
+            if raise_error:
+                raise
+            return ExecuteResult(rowcount=0, success=False, message=str(exc))
+        return ExecuteResult(rowcount=count, success=True)
 
     def query(self, sql: str | Any, params: Mapping[str, Any] | None = None) -> QueryResult:
         """Run a query and return its rows (``.to_list()``, ``.scalar()``, ``.to_pandas()``...)."""

@@ -3,7 +3,7 @@
 Every error the library raises on purpose is a :class:`LookalikeError`::
 
     LookalikeError
-    ├── ConfigurationError        bad arguments, unknown names, a closed client
+    ├── ConfigurationError        bad arguments, unknown names, a closed client (also a ValueError)
     │   └── MissingDependencyError   an optional extra is not installed (says what to install)
     ├── SchemaError               table definitions, unknown/ambiguous columns, existing/missing tables
     │   └── TableNotFoundError
@@ -146,8 +146,11 @@ class LookalikeError(Exception):
         return f"{where}: {text}" if where else text
 
 
-class ConfigurationError(LookalikeError):
-    """Bad arguments, unknown names, or use of a closed client."""
+class ConfigurationError(LookalikeError, ValueError):
+    """Bad arguments, unknown names, or use of a closed client.
+
+    Also a ``ValueError``, as pytidb raises for bad arguments, so pytidb code that catches it works.
+    """
 
 
 class MissingDependencyError(ConfigurationError, ImportError):

@@ -275,7 +275,9 @@ class Ingest:
                     # about the whole call, not one item (a rejected key, a missing model, a provider
                     # that is down): naming an item would blame the wrong one; nothing was written
                     raise
-                raise BulkInsertError(exc, index=exc.index) from exc
+                # the item itself when the embedder named only its position ("item 3 (None)" helps no one)
+                item = exc.item if exc.item is not None else _item_at(items, exc.index - base_index)
+                raise BulkInsertError(exc, index=exc.index, item=item) from exc
             failed += [FailedItem(base_index + j, describe_item(items[j]), exc) for j, exc in errors.items()]
             rows = [(j, row) for j, row in rows if j not in errors]
             # computed vectors against the column (an embedder without declared dimensions could
@@ -445,6 +447,11 @@ def delete_rows(conn: Connection, spec: TableSpec, where: Any) -> int:
     if spec.vectors:
         forget_rows(conn, spec.sa_table, spec.primary_key, where)
     return conn.execute(stmt).rowcount
+
+
+def _item_at(items: Sequence[Any], position: int) -> Any:
+    """``items[position]``, or None when the position is not in this chunk."""
+    return items[position] if 0 <= position < len(items) else None
 
 
 def item_failure(exc: LookalikeError, index: int, item: Any, on_error: OnError) -> FailedItem:

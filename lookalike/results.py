@@ -86,6 +86,66 @@ class QueryResult:
         return dict(self._rows[0]) if self._rows else None
 
 
+class RowDict(dict[str, Any]):
+    """A dict whose keys also read as attributes (``row.id``), for code written against pytidb, which
+    returns model objects where lookalike returns dicts. It compares, copies and serialises as a dict."""
+
+    def __getattr__(self, key: str) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            raise AttributeError(key) from None
+
+
+class ColumnInfo(RowDict):
+    """One column of :meth:`Table.columns`: a dict (``name``, ``type``, ``nullable``, ``primary_key``,
+    ``vector``) that pytidb code can also read as ``.column_name`` and ``.column_type``."""
+
+    @property
+    def column_name(self) -> str:
+        """The column's name (pytidb's attribute)."""
+        return str(self["name"])
+
+    @property
+    def column_type(self) -> str:
+        """The column's SQL type as this engine writes it (pytidb's attribute)."""
+        return str(self["type"])
+
+
+@dataclass(frozen=True, eq=False)
+class ExecuteResult:
+    """What :meth:`Client.execute` returns (pytidb's ``SQLExecuteResult``).
+
+    ``success`` is False only with ``raise_error=False``, and then ``message`` says why. Compared with
+    an int it compares its ``rowcount``, so code written when ``execute`` returned the count still works.
+    """
+
+    rowcount: int = 0
+    success: bool = False
+    message: str | None = None
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, ExecuteResult):
+            return (self.rowcount, self.success, self.message) == (
+                other.rowcount,
+                other.success,
+                other.message,
+            )
+        if isinstance(other, int) and not isinstance(other, bool):
+            return self.rowcount == other
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash((self.rowcount, self.success, self.message))
+
+    def __int__(self) -> int:
+        return self.rowcount
+
+
+SQLExecuteResult = ExecuteResult
+"""pytidb's name for :class:`ExecuteResult`."""
+
+
 @dataclass(frozen=True)
 class FailedItem:
     """An item that bulk work skipped: its position, a short description of it, and the error.

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as _dt
 import decimal
 import os
+import threading
 import uuid
 import warnings
 from dataclasses import dataclass, field
@@ -44,6 +45,7 @@ __all__ = [
     "TagsSpec",
     "VectorCodec",
     "VectorField",
+    "VectorIndex",
     "VectorSpec",
     "VectorType",
     "bind_vector_codec",
@@ -157,6 +159,8 @@ class VectorSpec:
     distance_metric: str = "cosine"
     index: bool | None = None
     index_params: dict[str, Any] = field(default_factory=dict)
+    index_metric: str | None = None
+    """The metric a declared :class:`VectorIndex` serves when it is not ``distance_metric``."""
     embed_fn: BaseEmbeddingFunction | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -318,6 +322,60 @@ class FullTextIndex(sa.Index):
         super().__init__(name, *columns, **kw)
 
 
+class VectorIndex(sa.Index):
+    """A vector index in ``__table_args__`` (pytidb's name): ``VectorIndex("idx_vec", "vec")``.
+
+    Like :class:`FullTextIndex` it creates no SQL index of its own: it marks the one named vector
+    column as indexed for ``distance_metric``, and the engine builds its own ANN index when the table
+    is created (HNSW on PostgreSQL and TiDB, the IVF index on the embedded engine).
+    ``ensure_columnar_replica`` is accepted for pytidb code; TiDB's replica follows the engine's
+    ``tiflash_replica`` setting.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *columns: Any,
+        distance_metric: Any = "cosine",
+        algorithm: str = "HNSW",
+        ensure_columnar_replica: bool = True,
+        **kw: Any,
+    ) -> None:
+        if len(columns) != 1:
+            raise SchemaError(f"VectorIndex {name!r} must name exactly one vector column, got {len(columns)}")
+        if not isinstance(algorithm, str) or algorithm.upper() != "HNSW":
+            raise ConfigurationError(f"VectorIndex {name!r}: unknown algorithm {algorithm!r}; use 'HNSW'")
+        self.distance_metric = normalize_metric(distance_metric)
+        self.ensure_columnar_replica = ensure_columnar_replica
+        super().__init__(name, *columns, **kw)
+
+
+def _declared_vector_indexes(table: sa.Table, vectors: dict[str, VectorSpec]) -> None:
+    """Turn :class:`VectorIndex` entries into ``index=True`` on their vector columns; they leave the
+    table's SQL indexes (a B-tree over a vector column is useless and fails on some engines)."""
+    seen: dict[str, str] = {}
+    for idx in list(table.indexes):
+        if not isinstance(idx, VectorIndex):
+            continue
+        (col,) = idx.columns
+        vec = vectors.get(col.name)
+        if vec is None:
+            raise SchemaError(
+                f"VectorIndex {idx.name!r} names {col.name!r}, which is not a vector column of {table.name!r}"
+            )
+        if col.name in seen:  # one ANN index per column: a second metric would be silently dropped
+            raise SchemaError(
+                f"VectorIndex {idx.name!r} and {seen[col.name]!r} both index {col.name!r} of "
+                f"{table.name!r}; declare one index per vector column"
+            )
+        seen[col.name] = str(idx.name)
+        vec.index = True
+        if idx.distance_metric != vec.distance_metric:
+            # the index serves another metric than the column's searches default to
+            vec.index_metric = idx.distance_metric
+        table.indexes.discard(idx)
+
+
 def is_text_column(col: sa.Column[Any]) -> bool:
     """Whether ``col`` holds text (the only kind of column a full-text index accepts)."""
     return _column_kind(col) == "str"
@@ -454,22 +512,64 @@ def _check_tag_fields(table: sa.Table, vectors: dict[str, VectorSpec]) -> None:
 # --------------------------------------------------------------------------- TableModel
 
 
+def check_foreign_keys(table: sa.Table) -> None:
+    """Refuse a foreign key whose table or column no model defines, naming both (SQLAlchemy would
+    fail later, while writing the DDL, with a message that does not say which model to define)."""
+    for fk in table.foreign_keys:
+        try:
+            fk.column  # noqa: B018 - resolving the reference is the check
+        except (sa.exc.NoReferencedTableError, sa.exc.NoReferencedColumnError) as exc:
+            raise SchemaError(
+                f"foreign key {fk.parent.name!r} of {table.name!r} references {fk.target_fullname!r}, "
+                "which no TableModel defines; define that model (or fix the name) before creating this table"
+            ) from exc
+
+
+MODELS_METADATA = sa.MetaData()
+"""The ``MetaData`` every :class:`TableModel` shares, so ``Field(foreign_key="users.id")`` finds the
+table of the ``users`` model. A new definition of a table name replaces the old one here (see
+:func:`forget_model_table`), so redefining a model never merges old columns into it."""
+_MODELS_LOCK = threading.RLock()
+
+
+def forget_model_table(name: str, schema: str | None = None) -> None:
+    """Take table ``name`` out of :data:`MODELS_METADATA` (models already defined keep their table)."""
+    key = f"{schema}.{name}" if schema else name
+    with _MODELS_LOCK:
+        old = MODELS_METADATA.tables.get(key)
+        if old is not None:
+            MODELS_METADATA.remove(old)
+
+
+def _table_key(name: str, namespace: dict[str, Any]) -> tuple[str, str | None]:
+    """The table name and schema a model class statement declares (SQLModel's default: the class name)."""
+    tablename = namespace.get("__tablename__")
+    args = namespace.get("__table_args__")
+    opts = args if isinstance(args, dict) else args[-1] if args and isinstance(args[-1], dict) else {}
+    return (tablename if isinstance(tablename, str) else name.lower()), opts.get("schema")
+
+
 class _TableModelMeta(SQLModelMetaclass):
     def __new__(mcs, name: str, bases: tuple[type, ...], namespace: dict[str, Any], **kwargs: Any) -> Any:
         if not namespace.get("_lookalike_base", False):
             kwargs.setdefault("table", True)
-            # each model gets its own MetaData so redefining a table (if_exists="overwrite", tests,
-            # notebooks) never merges columns of an old definition into the new one
-            namespace.setdefault("metadata", sa.MetaData())
+            # one shared MetaData, so foreign keys between models resolve; __init__ makes a new
+            # definition replace an old one of the same name instead of merging columns into it
+            namespace.setdefault("metadata", MODELS_METADATA)
         with warnings.catch_warnings():
-            # redefining a model of the same name is normal here (own MetaData per model); SQLAlchemy's
-            # string-lookup table for relationships is all that the warning is about
+            # redefining a model of the same name is normal here (a redefinition replaces the table);
+            # SQLAlchemy's string-lookup table for relationships is all that the warning is about
             warnings.filterwarnings("ignore", message=".*same class name and module name.*")
             return super().__new__(mcs, name, bases, namespace, **kwargs)
 
     def __init__(cls, name: str, bases: tuple[type, ...], namespace: dict[str, Any], **kwargs: Any) -> None:
-        with warnings.catch_warnings():
+        # the lock spans forget + define: another thread rebuilding the same table (open_table in a
+        # server) must not slip its definition in between
+        with _MODELS_LOCK, warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*same class name and module name.*")
+            table = kwargs.get("table", True) and not namespace.get("_lookalike_base")  # not a mixin
+            if table and getattr(cls, "metadata", None) is MODELS_METADATA:
+                forget_model_table(*_table_key(name, namespace))
             super().__init__(name, bases, namespace, **kwargs)
 
 
@@ -591,6 +691,7 @@ class TableSpec:
         if not isinstance(table, sa.Table):
             raise SchemaError(f"{model.__name__} is not a table model (declare it with table=True)")
         check_names(table)
+        check_foreign_keys(table)
         vectors: dict[str, VectorSpec] = {}
         for col in table.columns:
             spec = col.info.get("lookalike_vector")
@@ -609,6 +710,7 @@ class TableSpec:
                 raise SchemaError(f"vector field {col.name!r} has a source_field but no embedding function")
             vectors[col.name] = spec
         _check_tag_fields(table, vectors)
+        _declared_vector_indexes(table, vectors)
         fulltext = _fulltext_columns(table)
         return cls(name=table.name, sa_table=table, model=model, vectors=vectors, fulltext=fulltext)
 
@@ -663,6 +765,9 @@ class TableSpec:
         name = desc["name"]
         annotations: dict[str, Any] = {}
         namespace: dict[str, Any] = {"__tablename__": name, "__module__": __name__}
+        if name in MODELS_METADATA.tables:
+            # a model of this name is defined here: foreign keys to ``name`` keep resolving to it
+            namespace["metadata"] = sa.MetaData()
         vectors: dict[str, VectorSpec] = {}
         for col in desc["columns"]:
             kind = col["type"]

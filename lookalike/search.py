@@ -56,7 +56,42 @@ if sys.version_info >= (3, 11):
 else:  # Python 3.10: typing_extensions comes with pydantic, a dependency
     from typing_extensions import Self
 
-__all__ = ["DEFAULT_LIMIT", "Search", "SearchResult", "pick_vector_column"]
+__all__ = ["DEFAULT_LIMIT", "Search", "SearchResult", "VectorColumns", "pick_vector_column"]
+
+
+class VectorColumns(list[Any]):
+    """``Table.vector_columns``: the vector columns as SQLAlchemy ``Column`` objects, a list as in
+    pytidb (``table.vector_columns[0].name``).
+
+    Indexing by name (``vector_columns["image_vec"]``), ``keys()``, ``values()`` and ``items()``
+    give lookalike's :class:`~lookalike.schema.VectorSpec` settings, as the earlier dict did.
+    """
+
+    def __init__(self, spec: TableSpec) -> None:
+        super().__init__(spec.sa_table.c[name] for name in spec.vectors)
+        self._specs = dict(spec.vectors)
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, str):
+            if key not in self._specs:
+                raise KeyError(f"{key!r} is not a vector column; vector columns: {list(self._specs)}")
+            return self._specs[key]
+        return super().__getitem__(key)
+
+    def __contains__(self, item: object) -> bool:
+        return item in self._specs if isinstance(item, str) else super().__contains__(item)
+
+    def keys(self) -> list[str]:
+        """The vector columns' names."""
+        return list(self._specs)
+
+    def values(self) -> list[VectorSpec]:
+        """The vector columns' settings."""
+        return list(self._specs.values())
+
+    def items(self) -> list[tuple[str, VectorSpec]]:
+        """(name, settings) pairs."""
+        return list(self._specs.items())
 
 
 def pick_vector_column(spec: TableSpec, name: str | None, *, how: str) -> VectorSpec:
@@ -101,6 +136,7 @@ class Search(SearchBuilder[SearchResult]):
         self._dmin: float | None = None
         self._dmax: float | None = None
         self._num_candidate: int | None = None
+        self._query_vector: Any = None  # .vector(...): search by this, keep the text for a reranker
 
     def __repr__(self) -> str:
         return (
@@ -132,6 +168,32 @@ class Search(SearchBuilder[SearchResult]):
             raise ConfigurationError(f"distance_range: lower bound {lo} is above upper bound {hi}")
         return self._copy(_dmin=lo, _dmax=hi)
 
+    def vector(self, query_vector: Any) -> Self:
+        """Search by this vector (a list or numpy array); a text query given before stays the
+        reranker's text."""
+        try:
+            arr = np.asarray(query_vector, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ConfigurationError(f"vector() needs a list of numbers, got {_short(query_vector)}") from exc
+        if arr.ndim != 1 or arr.size == 0 or not np.all(np.isfinite(arr)):
+            raise ConfigurationError(
+                f"vector() needs a non-empty flat list of finite numbers, got {_short(query_vector)}"
+            )
+        if self._query is None or self._kind == "vector":
+            return self._copy(_query=query_vector, _kind="vector", _query_vector=None)
+        return self._copy(_query_vector=query_vector)
+
+    def text(self, query_text: str) -> Self:
+        """Search by this text, embedded as text even when it looks like a path or URL."""
+        return super().text(query_text)._copy(_kind="text", _query_vector=None)
+
+    def skip_null_vectors(self, flag: bool = True) -> Self:
+        """Accepted for pytidb: rows without a vector have no distance and are never hits, on every
+        engine, whatever the flag (pytidb needs it because MySQL sorts NULL distances first)."""
+        if not isinstance(flag, bool):
+            raise ConfigurationError(f"skip_null_vectors() takes True or False, got {flag!r}")
+        return self._copy()
+
     def num_candidate(self, n: int) -> Self:
         """Candidates an ANN index search considers (exact search ignores it).
 
@@ -160,6 +222,10 @@ class Search(SearchBuilder[SearchResult]):
     def query_vector(self) -> np.ndarray:
         """The query as a vector (embedding it when it is text or an image)."""
         vec = self._vector(self._column)
+        if self._query_vector is not None:
+            return check_vector(
+                self._query_vector, vec.dimensions, item=self._query_vector, what="query vector"
+            )
         if self._kind == "vector":
             return check_vector(self._query, vec.dimensions, item=self._query, what="query vector")
         if self._kind == "examples":  # several examples, combined (lookalike.examples)
@@ -175,23 +241,16 @@ class Search(SearchBuilder[SearchResult]):
     def _vector(self, name: str | None) -> VectorSpec:
         return pick_vector_column(self._spec, name, how="pick one with .vector_column(name)")
 
-    def _vector_rows(self) -> list[dict[str, Any]]:
-        spec = self._spec
+    def _request(self, query: np.ndarray) -> SearchRequest:
+        """The engine's request for this search and query vector."""
         vec = self._vector(self._column)
-        metric = self._metric or vec.distance_metric
         engine = self._database.engine
-        loading = engine.prefetch(spec, vec.name) if self._kind != "vector" else None
-        try:
-            query = self.query_vector()
-        finally:
-            if loading is not None:
-                loading.join()
-        where = compile_filter(self._filters, spec.sa_table, json_contains=engine.json_contains)
+        where = compile_filter(self._filters, self._spec.sa_table, json_contains=engine.json_contains)
         rerank_column = None if self._rerank is None else self._rerank_column(self._rerank)
-        request = SearchRequest(
+        return SearchRequest(
             column=vec.name,
             vector=query,
-            metric=metric,
+            metric=self._metric or vec.distance_metric,
             limit=self._limit if self._rerank is None else rerank_pool(self._limit),
             distance_min=self._dmin,
             distance_max=self._dmax,
@@ -199,6 +258,62 @@ class Search(SearchBuilder[SearchResult]):
             columns=self._output_columns(rerank_column),
             num_candidate=self._num_candidate,
         )
+
+    def compiled_vector_query_sql(self) -> str | None:
+        """The SQL of this search's exact answer, with the query vector written in (as pytidb's).
+
+        Where an ANN index serves the search the engine may take candidates from it first;
+        :meth:`debug` logs what actually runs. None on the embedded engine, where no SQL computes
+        a distance (numpy or the IVF index does; :meth:`debug` says which).
+        """
+        engine = self._database.engine
+        statement = getattr(engine, "exact_statement", None)  # the server engines' exact SQL
+        if statement is None:
+            return None
+        stmt = statement(self._spec, self._request(self.query_vector()))
+        return str(stmt.compile(bind=engine.sa_engine, compile_kwargs={"literal_binds": True}))
+
+    def _plan(self) -> str:
+        vec = self._vector(self._column)
+        engine = self._database.engine
+        with self._database.connection(write=False) as conn:
+            indexed = engine.has_vector_index(conn, self._spec, vec.name)
+        metric = self._metric or vec.distance_metric
+        pool = self._num_candidate or "the default"
+        if getattr(engine, "exact_statement", None) is None:  # embedded: numpy or the IVF index
+            if not indexed:
+                return f"exact scan of every {vec.name!r} vector ({metric}) in memory, top {self._limit}"
+            nprobe = vec.index_params.get("nprobe", "the default")
+            return (
+                f"IVF index on {vec.name!r} ({metric}): nprobe {nprobe}, a candidate pool of {pool} "
+                "re-ranked exactly (a filter matching few rows is searched exactly)"
+            )
+        if indexed:
+            return (
+                f"ANN index on {vec.name!r} may serve the search ({metric}, candidates: {pool}); "
+                "a filter matching few rows is searched exactly; SQL follows"
+            )
+        return f"exact SQL over every {vec.name!r} vector ({metric}); SQL follows"
+
+    def _similarity(self, distance: float | None) -> float | None:
+        if distance is None:
+            return None
+        metric = self._metric or self._vector(self._column).distance_metric
+        return float(score_from_distance(metric, np.array([distance]))[0])
+
+    def _vector_rows(self) -> list[dict[str, Any]]:
+        spec = self._spec
+        vec = self._vector(self._column)
+        engine = self._database.engine
+        metric = self._metric or vec.distance_metric
+        searching_by_vector = self._kind == "vector" or self._query_vector is not None
+        loading = None if searching_by_vector else engine.prefetch(spec, vec.name)
+        try:
+            query = self.query_vector()
+        finally:
+            if loading is not None:
+                loading.join()
+        request = self._request(query)
         with self._database.connection(write=False) as conn:
             rows = engine.vector_search(conn, spec, request)
         if rows:

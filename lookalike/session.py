@@ -4,20 +4,90 @@ This is the seam the layers above the engine share. ``Table``, searches, ingest,
 indexes ask it for a connection (``connection(write=)``) and never reach into ``Client``: inside
 ``client.session()`` every call joins the session's transaction, outside it each call gets its own.
 Driver errors raised while a connection is in use become :class:`~lookalike.errors.LookalikeError`.
+:class:`Session` is what ``client.session()`` yields: ``commit()``, ``rollback()`` and ``execute()`` on
+that transaction, or on a SQLAlchemy session the caller provided.
 """
 
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session as OrmSession
 
 from lookalike.engines.base import Engine
 from lookalike.errors import ConfigurationError, LookalikeError
 
-__all__ = ["Database"]
+__all__ = ["Database", "Session"]
+
+
+class Session:
+    """The transaction ``client.session()`` holds open: calls inside the block join it.
+
+    ``commit()`` and ``rollback()`` end the work so far and start a fresh transaction on the same
+    connection, as a SQLAlchemy ``Session`` does; whatever is pending when the block ends is
+    committed (rolled back on an exception). A session joined from ``provided_session=`` belongs to
+    its owner: the block neither commits nor closes it, but ``commit()`` / ``rollback()`` here act on it.
+    """
+
+    def __init__(self, engine: Engine, connection: Connection | None, owner: Any = None) -> None:
+        self._engine = engine
+        self._connection = connection  # None: ask the provided ORM session each time
+        self._owner = owner  # a provided SQLAlchemy Session or Connection: it owns the transaction
+        self._trans: Any = None if owner is not None or connection is None else connection.begin()
+
+    @property
+    def connection(self) -> Connection:
+        """The SQLAlchemy connection every call in the session uses."""
+        if self._connection is not None:
+            return self._connection
+        # an ORM session hands out a new connection after its commit()/rollback(): never keep one
+        conn: Connection = self._owner.connection()
+        # joined writes must take SQLite's write lock up front, as the client's own sessions do
+        return conn.execution_options(lookalike_write=True)
+
+    def execute(self, statement: Any, params: Mapping[str, Any] | None = None) -> Any:
+        """Run a statement in the session (a SQLAlchemy ``Result``); ``str`` is taken as SQL text."""
+        stmt = sa.text(statement) if isinstance(statement, str) else statement
+        return self.connection.execute(stmt, dict(params or {}))
+
+    def commit(self) -> None:
+        """Make the work so far permanent; later calls run in a new transaction."""
+        errors = self._engine.caught_errors
+        try:
+            if self._owner is not None:
+                self._owner.commit()
+            elif self._trans is not None:
+                self._trans.commit()
+                self._trans = self.connection.begin()
+        except errors as exc:
+            self._engine.notify_reset()
+            raise self._engine.translate_error(exc) from exc
+
+    def rollback(self) -> None:
+        """Undo the work since the session began or last committed; later calls run in a new one."""
+        if self._owner is not None:
+            self._owner.rollback()
+        elif self._trans is not None:
+            if self._trans.is_active:
+                self._trans.rollback()
+            self._trans = self.connection.begin()
+        self._engine.notify_reset()  # caches may hold rows that never committed
+
+    def _finish(self, ok: bool) -> None:
+        """End of the ``with`` block: commit (or roll back) what is pending, if the session is ours."""
+        if self._trans is None:
+            return
+        if not ok:
+            if self._trans.is_active:
+                self._trans.rollback()
+            self._engine.notify_reset()
+        elif self._trans.is_active:
+            self._trans.commit()
 
 
 class Database:
@@ -25,7 +95,7 @@ class Database:
 
     def __init__(self, engine: Engine) -> None:
         self._engine: Engine | None = engine
-        self._session: contextvars.ContextVar[Connection | None] = contextvars.ContextVar(
+        self._session: contextvars.ContextVar[Session | None] = contextvars.ContextVar(
             f"lookalike_session_{id(self)}", default=None
         )
 
@@ -52,34 +122,37 @@ class Database:
         return self._session.get() is not None
 
     @contextmanager
-    def session(self) -> Iterator[Connection]:
+    def session(self, provided_session: Any = None) -> Iterator[Session]:
         """One transaction for every call inside: committed at the end, rolled back on an exception.
 
-        Nested sessions join the outer one.
+        Nested sessions join the outer one. ``provided_session`` (a SQLAlchemy ``Session`` or
+        ``Connection`` on this database, or a :class:`Session`) is joined instead of a new one.
         """
         outer = self._session.get()
-        if outer is not None:
+        if provided_session is None and outer is not None:
             yield outer
+            return
+        if provided_session is not None:
+            with self._joined(provided_session) as joined:
+                yield joined
             return
         engine = self.engine
         errors = engine.caught_errors
         with engine.sa_engine.connect() as conn:
             conn = conn.execution_options(lookalike_write=True)
-            token = self._session.set(conn)
             try:
-                trans = conn.begin()
+                session = Session(engine, conn)
             except errors as exc:
-                self._session.reset(token)
                 raise engine.translate_error(exc) from exc
+            token = self._session.set(session)
             try:
-                yield conn
+                yield session
             except BaseException:
-                trans.rollback()
-                engine.notify_reset()
+                session._finish(ok=False)
                 raise
             else:
                 try:
-                    trans.commit()
+                    session._finish(ok=True)
                 except errors as exc:
                     engine.notify_reset()
                     raise engine.translate_error(exc) from exc
@@ -87,13 +160,38 @@ class Database:
                 self._session.reset(token)
 
     @contextmanager
+    def _joined(self, provided: Any) -> Iterator[Session]:
+        """Calls inside use ``provided``'s connection; its owner commits and closes it."""
+        engine = self.engine
+        if isinstance(provided, Session):
+            session = provided
+        else:
+            if isinstance(provided, Connection):
+                conn: Connection | None = provided.execution_options(lookalike_write=True)
+                bind: Any = provided.engine
+            elif isinstance(provided, OrmSession):
+                conn, bind = None, provided.get_bind()
+            else:
+                raise ConfigurationError(
+                    f"provided_session must be a SQLAlchemy Session or Connection, got {type(provided).__name__}"
+                )
+            if getattr(bind, "url", None) != engine.sa_engine.url:
+                raise ConfigurationError("provided_session is connected to another database than this client")
+            session = Session(engine, conn, owner=provided)
+        token = self._session.set(session)
+        try:
+            yield session
+        finally:
+            self._session.reset(token)
+
+    @contextmanager
     def connection(self, *, write: bool) -> Iterator[Connection]:
         """The session's connection, or a fresh transaction when no session is open."""
         engine = self.engine
-        conn = self._session.get()
-        if conn is not None:
+        session = self._session.get()
+        if session is not None:
             try:
-                yield conn
+                yield session.connection
             except LookalikeError:
                 raise
             except engine.caught_errors as exc:

@@ -25,7 +25,7 @@ from lookalike.filters import compile_filter
 from lookalike.hybrid import HybridSearch
 from lookalike.images import SourceInfo
 from lookalike.ingest import DEFAULT_CHUNK_SIZE, Ingest, delete_rows
-from lookalike.results import FailedItem, InsertResult, QueryResult
+from lookalike.results import ColumnInfo, FailedItem, InsertResult, QueryResult, RowDict
 from lookalike.schema import (
     FullTextSpec,
     TableSpec,
@@ -34,7 +34,7 @@ from lookalike.schema import (
     is_text_column,
     normalize_metric,
 )
-from lookalike.search import Search, pick_vector_column
+from lookalike.search import Search, VectorColumns, pick_vector_column
 from lookalike.session import Database
 from lookalike.text_search import TextSearch
 from lookalike.types import OnError, Progress
@@ -86,9 +86,10 @@ class Table:
         return self._spec
 
     @property
-    def vector_columns(self) -> dict[str, VectorSpec]:
-        """The vector columns and their settings."""
-        return dict(self._spec.vectors)
+    def vector_columns(self) -> VectorColumns:
+        """The vector columns as a list of SQLAlchemy columns, as pytidb's; indexing by name gives
+        a column's settings (:class:`~lookalike.search.VectorColumns`)."""
+        return VectorColumns(self._spec)
 
     @property
     def primary_key(self) -> str:
@@ -99,19 +100,20 @@ class Table:
         """The vector column called ``name``, or the only one (raises if there are several)."""
         return pick_vector_column(self._spec, name, how="pass the name of the one you mean")
 
-    def columns(self) -> list[dict[str, Any]]:
-        """Each column's name, SQL type, nullability and primary-key flag."""
+    def columns(self) -> list[ColumnInfo]:
+        """Each column's name, SQL type, nullability and primary-key flag: dicts that also read as
+        pytidb's ``.column_name`` / ``.column_type``."""
         dialect = self._database.engine.sa_engine.dialect  # the types as this engine writes them
         out = []
         for col in self._spec.sa_table.columns:
             out.append(
-                {
-                    "name": col.name,
-                    "type": col.type.compile(dialect=dialect),
-                    "nullable": bool(col.nullable),
-                    "primary_key": bool(col.primary_key),
-                    "vector": col.name in self._spec.vectors,
-                }
+                ColumnInfo(
+                    name=col.name,
+                    type=col.type.compile(dialect=dialect),
+                    nullable=bool(col.nullable),
+                    primary_key=bool(col.primary_key),
+                    vector=col.name in self._spec.vectors,
+                )
             )
         return out
 
@@ -157,14 +159,21 @@ class Table:
         return self._ingest.replace(items, replaces, on_error=on_error, progress=progress)
 
     def save(self, data: Any) -> Any:
-        """Insert the row, or update it when a row with its primary key exists (upsert)."""
+        """Insert the row, or update it when a row with its primary key exists (upsert).
+
+        Returns the model instance it was given, or for a dict a :class:`~lookalike.results.RowDict`
+        (a dict whose keys also read as attributes, as pytidb's returned model does).
+        """
         row = self._ingest.row(data)
         pk = self.primary_key
         if row.get(pk) is None or self.get(row[pk]) is None:
-            return self.insert(data)
+            saved = self.insert(data)
+            return RowDict(saved) if isinstance(saved, Mapping) else saved
         key = row.pop(pk)
         self.update(row, {pk: key})
-        return self._ingest.result_row(data, row, key) if not isinstance(data, Mapping) else {**data, pk: key}
+        if isinstance(data, Mapping):
+            return RowDict({**data, pk: key})
+        return self._ingest.result_row(data, row, key)
 
     def update(self, values: Mapping[str, Any], filters: Any = None) -> int:
         """Set ``values`` on the rows matching ``filters``; returns the number of rows changed.
@@ -397,7 +406,8 @@ class Table:
         metric = normalize_metric(metric or vec.distance_metric)
         with self._database.connection(write=True) as conn:
             engine = self._database.engine
-            if skip_existing and engine.has_vector_index(conn, self._spec, vec.name):
+            # an index for another metric (a default cosine HNSW, say) does not stand in for this one
+            if skip_existing and engine.has_vector_index_for(conn, self._spec, vec.name, metric):
                 return
             engine.create_vector_index(conn, self._spec, vec.name, metric, params)
 
@@ -467,6 +477,8 @@ def _is_vector(value: Any) -> bool:
 def _order_clauses(order_by: Any, table: sa.Table) -> list[Any]:
     if order_by is None:
         return []
+    if isinstance(order_by, Mapping):  # pytidb's {"col": "desc", "other": "asc"}
+        order_by = list(order_by.items())
     items = order_by if isinstance(order_by, list) else [order_by]
     out = []
     for item in items:
@@ -481,7 +493,7 @@ def _order_clauses(order_by: Any, table: sa.Table) -> list[Any]:
             if name not in table.c:
                 raise SchemaError(f"unknown column {name!r} in order_by")
             if str(direction).lower() not in ("asc", "desc"):
-                raise SchemaError(f"order_by direction must be 'asc' or 'desc', got {direction!r}")
+                raise ConfigurationError(f"order_by direction must be 'asc' or 'desc', got {direction!r}")
             out.append(table.c[name].desc() if str(direction).lower() == "desc" else table.c[name].asc())
         else:
             out.append(item)

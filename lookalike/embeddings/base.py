@@ -22,12 +22,16 @@ so embedders never import the database side. The one import of a higher layer is
 
 from __future__ import annotations
 
+import inspect
+import json
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Protocol
 
 import numpy as np
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticUndefined
 
 from lookalike._registry import import_target
 from lookalike.errors import (
@@ -49,6 +53,30 @@ ITEM_STATUS = frozenset({400, 413, 422})
 
 # Classes defined inside functions can't be imported back by name; remember them for this process.
 _LOCAL_CLASSES: dict[str, type[BaseEmbeddingFunction]] = {}
+
+# settings a subclass may not pass to super().__init__: they would change what a stored table's
+# configuration means (provider) or shadow the base's own behaviour
+_RESERVED_FIELDS = frozenset({"provider", "remote", "config", "VectorField"})
+
+
+def _accepted_options(cls: type, options: dict[str, Any]) -> dict[str, Any]:
+    """The stored options ``cls.__init__`` takes: a setting a subclass computed and passed to
+    ``super().__init__`` (pytidb's style) may not be one of its own parameters."""
+    try:
+        params = inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        return options
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return options
+    return {k: v for k, v in options.items() if k in params}
+
+
+def _json_able(value: Any) -> bool:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 class EmbeddingCache(Protocol):
@@ -221,6 +249,7 @@ class BaseEmbeddingFunction:
         dimensions: int | None = None,
         multimodal: bool = False,
         batch_size: int | None = None,
+        **fields: Any,
     ) -> None:
         if dimensions is not None and (not isinstance(dimensions, int) or dimensions <= 0):
             raise ConfigurationError(f"dimensions must be a positive integer, got {dimensions!r}")
@@ -231,6 +260,21 @@ class BaseEmbeddingFunction:
             if batch_size <= 0:
                 raise ConfigurationError(f"batch_size must be positive, got {batch_size!r}")
             self.batch_size = batch_size
+        self._set_fields(fields)
+
+    def _set_fields(self, fields: dict[str, Any]) -> None:
+        """Keep a subclass's own settings, passed to ``super().__init__`` as pytidb's (pydantic)
+        embedders do; a class attribute declared with ``Field(default)`` gets its default."""
+        for name, value in fields.items():
+            if name.startswith("_") or name in _RESERVED_FIELDS:
+                raise ConfigurationError(f"{type(self).__name__}: {name!r} can't be an embedder setting")
+            setattr(self, name, value)
+        self._extra_fields = dict(fields)
+        for klass in type(self).__mro__:
+            for name, value in vars(klass).items():
+                if isinstance(value, FieldInfo) and name not in fields:
+                    default = value.get_default(call_default_factory=True)
+                    setattr(self, name, None if default is PydanticUndefined else default)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -273,8 +317,39 @@ class BaseEmbeddingFunction:
 
     # ----------------------------------------------------------------- hooks for subclasses
     def embed_texts(self, texts: list[str], *, purpose: Purpose) -> np.ndarray:
-        """Embed a batch of strings; return an ``(N, d)`` array."""
-        raise NotImplementedError(f"{type(self).__name__} does not implement embed_texts")
+        """Embed a batch of strings; return an ``(N, d)`` array.
+
+        Not overridden, it calls the pytidb-style methods a subclass overrides instead:
+        ``get_query_embedding`` for a query, ``get_source_embeddings`` (else ``get_source_embedding``
+        per item) for stored items.
+        """
+        out = self._pytidb_style(texts, "text", purpose)
+        if out is None:
+            raise NotImplementedError(
+                f"{type(self).__name__} implements neither embed_texts nor get_query_embedding / "
+                "get_source_embedding(s)"
+            )
+        return out
+
+    def _overrides(self, name: str) -> bool:
+        return getattr(type(self), name) is not getattr(BaseEmbeddingFunction, name)
+
+    def _pytidb_style(self, items: list[Any], source_type: SourceType, purpose: Purpose) -> np.ndarray | None:
+        """``items`` embedded by the subclass's pytidb-style overrides, or None when it has none."""
+        vectors: list[list[float] | None]
+        if purpose == "query" and self._overrides("get_query_embedding"):
+            vectors = [self.get_query_embedding(item, source_type=source_type) for item in items]
+        elif self._overrides("get_source_embeddings"):
+            vectors = list(self.get_source_embeddings(items, source_type=source_type))
+        elif self._overrides("get_source_embedding"):
+            vectors = [self.get_source_embedding(item, source_type=source_type) for item in items]
+        elif self._overrides("get_query_embedding"):  # only a query method: it embeds everything
+            vectors = [self.get_query_embedding(item, source_type=source_type) for item in items]
+        else:
+            return None
+        if any(v is None for v in vectors):
+            raise EmbeddingError(f"{type(self).__name__} returned no vector for an item")
+        return np.asarray(vectors, dtype=np.float32)
 
     def prepare_image(self, ref: Any) -> Any:
         """Turn an image reference into what :meth:`embed_images` takes (default: an RGB PIL image).
@@ -286,12 +361,21 @@ class BaseEmbeddingFunction:
         return load_image(ref)
 
     def embed_images(self, images: list[Any], *, purpose: Purpose) -> np.ndarray:
-        """Embed a batch of prepared images; return an ``(N, d)`` array."""
-        raise EmbeddingError(f"{self.model_name} cannot embed images")
+        """Embed a batch of prepared images; return an ``(N, d)`` array (by default through the
+        pytidb-style overrides, with ``source_type="image"``, for a multimodal embedder)."""
+        out = self._pytidb_style(images, "image", purpose) if self.multimodal else None
+        if out is None:
+            raise EmbeddingError(f"{self.model_name} cannot embed images")
+        return out
 
     def config_options(self) -> dict[str, Any]:
-        """Keyword arguments that rebuild this object in another process (JSON-able, no secrets)."""
-        return {}
+        """Keyword arguments that rebuild this object in another process (JSON-able, no secrets).
+
+        By default: the JSON-able settings a subclass passed to ``super().__init__`` beyond the
+        base's own (pytidb's way of writing an embedder).
+        """
+        extra = getattr(self, "_extra_fields", {})
+        return {k: v for k, v in extra.items() if _json_able(v) and "key" not in k.lower()}
 
     def ensure_ready(self, kind: Literal["text", "image"] = "image") -> None:
         """Load (or check) now what embedding ``kind`` needs, so a setup problem shows before any item.
@@ -319,7 +403,7 @@ class BaseEmbeddingFunction:
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> BaseEmbeddingFunction:
         """Rebuild an embedder of this class from :meth:`config` output."""
-        obj = cls(**config.get("options", {}))
+        obj = cls(**_accepted_options(cls, config.get("options", {})))
         if obj.dimensions is None:
             obj.dimensions = config.get("dimensions")
         return obj

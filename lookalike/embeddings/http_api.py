@@ -25,7 +25,13 @@ import httpx
 from lookalike.embeddings.base import ITEM_STATUS, BaseEmbeddingFunction
 from lookalike.errors import AuthenticationError, ConfigurationError, ProviderError
 
-__all__ = ["HTTPEmbeddingFunction", "check_positive", "parse_retry_after", "snippet"]
+__all__ = [
+    "HTTPEmbeddingFunction",
+    "check_positive",
+    "configure_provider_key",
+    "parse_retry_after",
+    "snippet",
+]
 
 _RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 
@@ -48,6 +54,21 @@ class _Secret:
 
     def __reduce__(self) -> Any:
         raise TypeError("an API key is not picklable; pass it again or use the environment variable")
+
+
+# keys given to client.configure_embedding_provider(): this process's memory only, never a table's
+_PROVIDER_KEYS: dict[str, _Secret] = {}
+_PROVIDER_KEYS_LOCK = threading.Lock()
+
+
+def configure_provider_key(provider: str, api_key: str | None) -> None:
+    """Use ``api_key`` for every embedder of ``provider`` (a canonical registry name) that was given
+    no ``api_key=``, in this process; ``None`` forgets it. Environment variables still come after."""
+    with _PROVIDER_KEYS_LOCK:
+        if api_key is None:
+            _PROVIDER_KEYS.pop(provider, None)
+        else:
+            _PROVIDER_KEYS[provider] = _Secret(api_key)
 
 
 class HTTPEmbeddingFunction(BaseEmbeddingFunction):
@@ -120,6 +141,9 @@ class HTTPEmbeddingFunction(BaseEmbeddingFunction):
     def _key(self) -> str | None:
         if self._api_key is not None:
             return self._api_key.get()
+        configured = _PROVIDER_KEYS.get(self.provider)
+        if configured is not None:
+            return configured.get()
         names = [self.api_key_env] if self.api_key_env else []
         names += [n for n in self.api_key_envs if n not in names]
         for name in names:
@@ -129,7 +153,7 @@ class HTTPEmbeddingFunction(BaseEmbeddingFunction):
         if self.requires_api_key:
             raise AuthenticationError(
                 f"no API key for {self.display_name}: pass api_key= to EmbeddingFunction or set the "
-                f"{self.api_key_env} environment variable"
+                f"{' or '.join(n for n in names if n)} environment variable"
             )
         return None
 

@@ -46,7 +46,8 @@ class JinaEmbedding(RemoteEmbeddingFunction):
 
     provider: ClassVar[str] = "jina_ai"
     display_name: ClassVar[str] = "Jina AI"
-    api_key_envs: ClassVar[tuple[str, ...]] = ("JINA_API_KEY",)
+    # JINA_AI_API_KEY is the name pytidb's docs and examples use (litellm's); JINA_API_KEY is Jina's own
+    api_key_envs: ClassVar[tuple[str, ...]] = ("JINA_API_KEY", "JINA_AI_API_KEY")
     api_base_envs: ClassVar[tuple[str, ...]] = ("JINA_API_BASE",)
     default_api_base: ClassVar[str] = "https://api.jina.ai/v1"
     models: ClassVar[dict[str, ModelSpec]] = JINA_MODELS

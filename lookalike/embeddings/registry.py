@@ -18,6 +18,7 @@ __all__ = [
     "DEFAULT_MODEL",
     "PROVIDERS",
     "build_from_config",
+    "configure_embedding_provider",
     "known_providers",
     "provider_class",
     "register_provider",
@@ -59,6 +60,28 @@ def register_provider(
     when its import fails say what to install.
     """
     PROVIDERS.register(name, target, extra=extra, package=package, aliases=aliases)
+
+
+def configure_embedding_provider(provider: str, api_key: str | None) -> None:
+    """pytidb's ``client.configure_embedding_provider``: use ``api_key`` for the hosted ``provider``'s
+    embedders that have no ``api_key=`` of their own, in this process (``None`` forgets it).
+
+    The key stays in memory: a table stores only the name of the provider's environment variable,
+    so another process needs this call again, or the variable.
+    """
+    if not isinstance(provider, str) or PROVIDERS.canonical(provider) not in PROVIDERS:
+        raise ConfigurationError(
+            f"unknown embedding provider {provider!r}; known: {', '.join(known_providers())}"
+        )
+    name = PROVIDERS.canonical(provider)
+    if not PROVIDERS.load(name).remote:
+        raise ConfigurationError(f"embedding provider {name!r} runs locally and takes no API key")
+    if api_key is not None and (not isinstance(api_key, str) or not api_key.strip()):
+        # never echo the value: it may be a key with a typo
+        raise ConfigurationError(f"api_key for {name!r} must be a non-empty string or None")
+    from lookalike.embeddings.http_api import configure_provider_key
+
+    configure_provider_key(name, api_key)
 
 
 def known_providers() -> list[str]:

@@ -547,6 +547,12 @@ class RemoteEmbeddingFunction(HTTPEmbeddingFunction):
     ) -> list[tuple[int, Any]]:
         if state.on_error == "raise":
             state.stopped = True
+        if len(idx) > 1 and exc.item is None:
+            # the request failed as a whole: say so, and name the items it carried, so the first
+            # item is not taken for the culprit
+            shown = ", ".join(describe_item(sources[i], limit=40) for i in idx[:5])
+            more = f" and {len(idx) - 5} more" if len(idx) > 5 else ""
+            exc.add_remark(f"(the whole request failed; it carried {len(idx)} items: {shown}{more})")
         # one copy per item, so that each names its own index (and its item, unless the error has one)
         return [(i, exc.for_item(item=sources[i] if exc.item is None else exc.item, index=i)) for i in idx]
 

@@ -140,6 +140,9 @@ class Engine(ABC):
     supports_returning: ClassVar[bool] = True
     driver_errors: ClassVar[tuple[type[BaseException], ...]] = ()
     """Driver exceptions that can escape SQLAlchemy (raw cursors): translated like SQLAlchemy's."""
+    index_by_default: ClassVar[bool] = False
+    """True when a vector field that says neither ``index=True`` nor ``index=False`` gets an ANN index
+    for a cosine or l2 metric at ``create_table`` (pytidb's default, on the server engines)."""
 
     def __init__(self, sa_engine: sa.Engine) -> None:
         self.sa_engine = sa_engine
@@ -345,6 +348,62 @@ class Engine(ABC):
 
     def has_vector_index(self, conn: Connection, spec: TableSpec, column: str) -> bool:
         return False
+
+    def has_vector_index_for(self, conn: Connection, spec: TableSpec, column: str, metric: str) -> bool:
+        """True when an ANN index of ``column`` serves ``metric`` (engines that keep one index per
+        column, whatever its metric, answer :meth:`has_vector_index`)."""
+        return self.has_vector_index(conn, spec, column)
+
+    def can_index_by_default(self, spec: TableSpec, column: str) -> bool:
+        """Whether a default (not asked-for) index of ``column`` can be built; an explicit one that
+        can't be built raises instead."""
+        return True
+
+    def declared_indexes(self, spec: TableSpec) -> list[tuple[str, str, dict[str, Any]]]:
+        """The ``(column, metric, params)`` ANN indexes ``create_table`` builds: those asked for
+        (``VectorField(index=True)``, a ``VectorIndex`` in ``__table_args__``) and, on engines with
+        :attr:`index_by_default`, cosine/l2 columns that did not opt out with ``index=False``."""
+        out: list[tuple[str, str, dict[str, Any]]] = []
+        for vec in spec.vectors.values():
+            metric = vec.index_metric or vec.distance_metric
+            if vec.index is None:
+                default = metric in ("cosine", "l2") and self.can_index_by_default(spec, vec.name)
+                if not (self.index_by_default and default):
+                    continue
+            elif not vec.index:
+                continue
+            out.append((vec.name, metric, dict(vec.index_params)))
+        return out
+
+    # ------------------------------------------------------------------ databases (pytidb's client calls)
+    def check_database_name(self, name: Any) -> str:
+        """The name, or ConfigurationError when this engine can't hold a database of that name."""
+        if not isinstance(name, str) or not name.strip() or "\x00" in name:
+            raise ConfigurationError(f"a database name must be a non-empty string, got {name!r}")
+        return name
+
+    def current_database(self) -> str | None:
+        """The name of the database this engine is connected to."""
+        return None
+
+    def list_databases(self) -> list[str]:
+        """The databases reachable from this connection."""
+        raise EngineError(f"the {self.name} engine does not manage databases")
+
+    def has_database(self, name: str) -> bool:
+        return self.check_database_name(name) in self.list_databases()
+
+    def create_database(self, name: str) -> None:
+        """Create an empty database (the caller checked that it doesn't exist)."""
+        raise EngineError(f"the {self.name} engine does not manage databases")
+
+    def drop_database(self, name: str) -> None:
+        """Drop a database that is not the current one; a missing one is a no-op."""
+        raise EngineError(f"the {self.name} engine does not manage databases")
+
+    def open_database(self, name: str) -> Engine:
+        """A new engine, with this one's settings, on the database ``name``."""
+        raise EngineError(f"the {self.name} engine does not manage databases")
 
     def json_contains(self, column: Any, value: Any) -> Any:
         """A boolean expression: the JSON array in ``column`` contains ``value``."""

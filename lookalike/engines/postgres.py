@@ -417,6 +417,15 @@ class PostgresEngine(ServerEngine):
             name = f"{name[:54]}_{digest}"
         return name
 
+    current_database_sql = "SELECT current_database()"
+    list_databases_sql = "SELECT datname FROM pg_database WHERE NOT datistemplate"
+
+    def can_index_by_default(self, spec: TableSpec, column: str) -> bool:
+        """pgvector indexes up to 2,000 dimensions, 4,000 through halfvec from 0.7.0; wider columns
+        stay exact without an error unless an index was asked for."""
+        dims = spec.vectors[column].dimensions
+        return dims <= INDEX_DIMS_VECTOR or (dims <= INDEX_DIMS_HALFVEC and self._has(0, 7, 0))
+
     def create_vector_index(
         self, conn: Connection, spec: TableSpec, column: str, metric: str, params: dict[str, Any]
     ) -> None:

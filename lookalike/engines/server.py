@@ -86,6 +86,8 @@ class TextVector(UserDefinedType[Any]):
 class ServerEngine(Engine):
     """Base class of the engines that talk to a database server with its own vector SQL."""
 
+    index_by_default: ClassVar[bool] = True  # pytidb builds HNSW for cosine/l2 fields unless index=False
+
     index_cache_ttl_s: ClassVar[float] = 30.0
     """How long a table's index definitions are trusted before the catalogue is read again."""
 
@@ -150,6 +152,56 @@ class ServerEngine(Engine):
         self._forget_indexes(name)
         super().drop_table(conn, name)
 
+    # ------------------------------------------------------------------ databases
+    current_database_sql: ClassVar[str]
+    """One row, one column: the database this connection uses."""
+    list_databases_sql: ClassVar[str]
+    """One column: every database a user may connect to."""
+    max_database_name: ClassVar[int] = 63
+
+    def check_database_name(self, name: Any) -> str:
+        name = super().check_database_name(name)
+        if len(name.encode()) > self.max_database_name:
+            raise ConfigurationError(
+                f"database name {name!r} is longer than {self.name}'s {self.max_database_name} bytes"
+            )
+        return name
+
+    def database_ddl(self, action: str, name: str) -> str:
+        """``CREATE DATABASE`` / ``DROP DATABASE IF EXISTS`` for ``name``, quoted for this dialect."""
+        quoted = self.quote(self.check_database_name(name))
+        return f"CREATE DATABASE {quoted}" if action == "create" else f"DROP DATABASE IF EXISTS {quoted}"
+
+    def _run_outside_transaction(self, sql: str) -> list[Any]:
+        """Database DDL can't run inside a transaction on PostgreSQL: an autocommit connection."""
+        try:
+            with self.sa_engine.connect() as conn:
+                result = conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(sql)
+                return [row[0] for row in result] if result.returns_rows else []
+        except sa.exc.DBAPIError as exc:
+            raise self.translate_error(exc) from exc
+
+    def current_database(self) -> str | None:
+        rows = self._run_outside_transaction(self.current_database_sql)
+        return str(rows[0]) if rows and rows[0] is not None else None
+
+    def list_databases(self) -> list[str]:
+        return sorted(str(name) for name in self._run_outside_transaction(self.list_databases_sql))
+
+    def create_database(self, name: str) -> None:
+        self._run_outside_transaction(self.database_ddl("create", name))
+
+    def drop_database(self, name: str) -> None:
+        self._run_outside_transaction(self.database_ddl("drop", name))
+
+    def reopen_options(self) -> dict[str, Any]:
+        """The ``from_url`` keywords that carry this engine's settings to another database."""
+        return {"exact_search_max_rows": self.exact_search_max_rows}
+
+    def open_database(self, name: str) -> Engine:
+        url = self.sa_engine.url.set(database=self.check_database_name(name))
+        return type(self).from_url(url.render_as_string(hide_password=False), **self.reopen_options())
+
     # ------------------------------------------------------------------ index cache
     def _forget_indexes(self, table: str) -> None:
         with self._index_lock:
@@ -178,6 +230,10 @@ class ServerEngine(Engine):
     def has_vector_index(self, conn: Connection, spec: TableSpec, column: str) -> bool:
         self._forget_indexes(spec.name)
         return self._find_index(conn, spec, column, None) is not None
+
+    def has_vector_index_for(self, conn: Connection, spec: TableSpec, column: str, metric: str) -> bool:
+        self._forget_indexes(spec.name)
+        return self._find_index(conn, spec, column, metric) is not None
 
     # ------------------------------------------------------------------ vector values
     def encode_vector(self, value: Any) -> Any:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import threading
 from dataclasses import dataclass
@@ -96,6 +97,20 @@ def split_url_options(
             f"unknown SQLite URL option(s) {', '.join(unknown)}; known: {', '.join(_URL_OPTIONS)}"
         )
     return base, options
+
+
+_DATABASE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,63}")
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def _is_sqlite_file(path: Path) -> bool:
+    """A SQLite database file (an empty file is one SQLite has not written to yet)."""
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(len(_SQLITE_HEADER))
+    except OSError:
+        return False
+    return head in (b"", _SQLITE_HEADER)
 
 
 @dataclass
@@ -424,6 +439,66 @@ class SQLiteEngine(Engine):
         thread = threading.Thread(target=load, name="lookalike-prefetch", daemon=True)
         thread.start()
         return thread
+
+    # ------------------------------------------------------------------ databases: sibling files
+    # pytidb's database calls map onto one folder: database "photos" is the file photos.db beside
+    # this one, so a name must be a safe file name (letters, digits, "_" and "-"; no path parts)
+
+    def _folder(self) -> Path:
+        if self.path == ":memory:":
+            raise ConfigurationError(
+                "an in-memory SQLite database has no sibling databases; open a file to use databases"
+            )
+        return Path(self.path).expanduser().resolve().parent
+
+    def check_database_name(self, name: Any) -> str:
+        name = super().check_database_name(name)
+        if not _DATABASE_NAME.fullmatch(name):
+            raise ConfigurationError(
+                f"database name {name!r} is not a safe file name: use 1-64 letters, digits, '_' or '-' "
+                "(the embedded engine keeps database NAME in the file NAME.db beside the current one)"
+            )
+        return name
+
+    def database_file(self, name: str) -> Path:
+        """The file that holds database ``name``: ``<folder of the current file>/<name>.db``."""
+        return self._folder() / f"{self.check_database_name(name)}.db"
+
+    def current_database(self) -> str | None:
+        """The current file's name without its extension (None for ``:memory:``)."""
+        return None if self.path == ":memory:" else Path(self.path).stem
+
+    def list_databases(self) -> list[str]:
+        """The current database and every SQLite ``NAME.db`` file beside it with a safe NAME."""
+        names = {str(self.current_database())}
+        for file in self._folder().glob("*.db"):
+            if _DATABASE_NAME.fullmatch(file.stem) and _is_sqlite_file(file):
+                names.add(file.stem)
+        return sorted(names)
+
+    def create_database(self, name: str) -> None:
+        """A new ``NAME.db`` beside this file, set up as :meth:`from_url` sets up any new file."""
+        file = self.database_file(name)
+        if file.exists():
+            raise EngineError(f"cannot create database {name!r}: {str(file)!r} already exists")
+        self.open_database(name).close()
+
+    def drop_database(self, name: str) -> None:
+        """Delete ``NAME.db`` with its WAL, shared-memory and IVF index files (missing: a no-op)."""
+        file = self.database_file(name)
+        if file.exists() and not _is_sqlite_file(file):
+            raise EngineError(f"cannot drop database {name!r}: {str(file)!r} is not a SQLite database")
+        extra = [Path(f"{file}{suffix}") for suffix in ("-wal", "-shm", "-journal")]
+        for path in [file, *extra, *file.parent.glob(f"{file.name}.*.ivf")]:
+            path.unlink(missing_ok=True)
+
+    def open_database(self, name: str) -> Engine:
+        """An engine with this one's settings on ``NAME.db`` (created if missing)."""
+        return SQLiteEngine.from_url(
+            str(self.database_file(name)),
+            vector_index=self.vector_index,
+            exact_search_max_rows=self.exact_search_max_rows,
+        )
 
     # ------------------------------------------------------------------ the IVF index
     def create_vector_index(

@@ -352,6 +352,13 @@ class TiDBEngine(ServerEngine):
         )
         return stmts
 
+    current_database_sql = "SELECT DATABASE()"
+    list_databases_sql = "SHOW DATABASES"
+    max_database_name = 64
+
+    def reopen_options(self) -> dict[str, Any]:
+        return {**super().reopen_options(), "tiflash_replica": self.tiflash_replica}
+
     def create_vector_index(
         self, conn: Connection, spec: TableSpec, column: str, metric: str, params: dict[str, Any]
     ) -> None:
