@@ -27,6 +27,7 @@ from lookalike.errors import AuthenticationError, ConfigurationError, ProviderEr
 
 __all__ = [
     "HTTPEmbeddingFunction",
+    "Secret",
     "check_positive",
     "configure_provider_key",
     "parse_retry_after",
@@ -38,8 +39,8 @@ _RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 _H = TypeVar("_H", bound="HTTPEmbeddingFunction")
 
 
-class _Secret:
-    """Holds an API key so that no repr, log line or pickle of a provider shows it."""
+class Secret:
+    """Holds an API key so that no repr, log line or pickle of a provider (or reranker) shows it."""
 
     __slots__ = ("_value",)
 
@@ -57,7 +58,7 @@ class _Secret:
 
 
 # keys given to client.configure_embedding_provider(): this process's memory only, never a table's
-_PROVIDER_KEYS: dict[str, _Secret] = {}
+_PROVIDER_KEYS: dict[str, Secret] = {}
 _PROVIDER_KEYS_LOCK = threading.Lock()
 
 
@@ -68,7 +69,7 @@ def configure_provider_key(provider: str, api_key: str | None) -> None:
         if api_key is None:
             _PROVIDER_KEYS.pop(provider, None)
         else:
-            _PROVIDER_KEYS[provider] = _Secret(api_key)
+            _PROVIDER_KEYS[provider] = Secret(api_key)
 
 
 class HTTPEmbeddingFunction(BaseEmbeddingFunction):
@@ -112,7 +113,7 @@ class HTTPEmbeddingFunction(BaseEmbeddingFunction):
         self.max_retry_wait = float(max_retry_wait)
         # key handling: an explicit key lives only in memory; otherwise the env var is read per request
         self.api_key_env = api_key_env or (self.api_key_envs[0] if self.api_key_envs else None)
-        self._api_key = _Secret(api_key) if api_key else None
+        self._api_key = Secret(api_key) if api_key else None
         self._api_base_arg = api_base
         self.api_base = (api_base or self._env_api_base() or self.default_api_base).rstrip("/")
         if not self.api_base.lower().startswith(("http://", "https://")):

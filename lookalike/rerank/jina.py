@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 
-from lookalike.embeddings.http_api import check_positive, parse_retry_after, snippet
+from lookalike.embeddings.http_api import Secret, check_positive, parse_retry_after, snippet
 from lookalike.errors import AuthenticationError, ConfigurationError, ProviderError
 from lookalike.rerank.base import BaseReranker, RerankResult
 
@@ -34,24 +34,6 @@ __all__ = ["DEFAULT_JINA_RERANKER", "JinaReranker"]
 DEFAULT_JINA_RERANKER = "jina-reranker-v2-base-multilingual"
 API_KEY_ENVS = ("JINA_API_KEY", "JINA_AI_API_KEY")  # the second is pytidb's spelling
 _RETRYABLE = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
-
-
-class _Key:
-    """Holds an API key so that no repr, traceback or pickle shows it."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def get(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "'***'"
-
-    def __reduce__(self) -> Any:
-        raise TypeError("an API key is not picklable; pass it again or use the environment variable")
 
 
 class JinaReranker(BaseReranker):
@@ -84,7 +66,7 @@ class JinaReranker(BaseReranker):
         self.max_retries = int(max_retries)
         self.backoff_base = float(backoff_base)
         self.max_retry_wait = float(max_retry_wait)
-        self._api_key = _Key(api_key) if api_key else None
+        self._api_key = Secret(api_key) if api_key else None
         self._transport = transport
         self._client: httpx.Client | None = None
         self._lock = threading.Lock()
