@@ -17,6 +17,7 @@ Quick start::
     table.search("orange tabby cat").limit(3).to_list()
 """
 
+from lookalike.aio import AsyncClient, connect_async
 from lookalike.builder import SearchHit
 from lookalike.client import Client, TiDBClient, connect
 from lookalike.copy import copy_table
@@ -26,6 +27,7 @@ from lookalike.engines.base import register_engine
 from lookalike.errors import (
     AuthenticationError,
     BulkInsertError,
+    ColumnChoiceError,
     ConfigurationError,
     ConnectionFailedError,
     EmbeddingError,
@@ -48,6 +50,8 @@ from lookalike.rerank import BaseReranker, Reranker, register_reranker
 from lookalike.results import ExecuteResult, FailedItem, InsertResult, QueryResult, RowDict
 from lookalike.schema import (
     DISTANCE_METRICS,
+    VECTOR,
+    DistanceMetric,
     Field,
     FullTextField,
     FullTextIndex,
@@ -65,13 +69,17 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DISTANCE_METRICS",
+    "VECTOR",
+    "AsyncClient",
     "AuthenticationError",
     "BaseEmbeddingFunction",
     "BaseReranker",
     "BulkInsertError",
     "Client",
+    "ColumnChoiceError",
     "ConfigurationError",
     "ConnectionFailedError",
+    "DistanceMetric",
     "DuplicateGroup",
     "EmbeddingError",
     "EmbeddingFunction",
@@ -113,6 +121,7 @@ __all__ = [
     "VectorIndex",
     "__version__",
     "connect",
+    "connect_async",
     "copy_table",
     "find_duplicates",
     "index_paths",

@@ -237,6 +237,19 @@ class SearchBuilder(Generic[ResultT]):
         """Hits as a pandas DataFrame."""
         return self.execute().to_pandas()
 
+    def to_arrow(self) -> Any:
+        """Hits as a ``pyarrow.Table`` (``lookalike[arrow]``): selected vector columns as fixed-size
+        float32 lists, ``_distance`` / ``_score`` kept."""
+        return self.execute().to_arrow(vector_dimensions=self._vector_dimensions())
+
+    def to_polars(self) -> Any:
+        """Hits as a ``polars.DataFrame`` (``lookalike[polars]``), typed as :meth:`to_arrow`'s."""
+        return self.execute().to_polars(vector_dimensions=self._vector_dimensions())
+
+    def _vector_dimensions(self) -> dict[str, int]:
+        """The table's vector columns and their sizes, for typing them in Arrow and polars."""
+        return {name: vec.dimensions for name, vec in self._spec.vectors.items() if vec.dimensions}
+
     def to_pydantic(self, model: type | bool | None = None, *, with_score: bool = True) -> list[Any]:
         """Hits as pytidb gives them: :class:`SearchHit` objects (``hit``, ``distance``, ``score``,
         ``similarity_score``), or with ``with_score=False`` the bare model instances.
@@ -254,7 +267,7 @@ class SearchBuilder(Generic[ResultT]):
             search = self._copy(_columns=[*self._output_columns(), *required])
         result = search.execute()
         rows = list(result)
-        models = result.to_pydantic(target)
+        models = self._with_relationships(target, result.to_pydantic(target))
         if not with_score:
             return models
         return [
@@ -267,6 +280,25 @@ class SearchBuilder(Generic[ResultT]):
             )
             for obj, row in zip(models, rows)
         ]
+
+    def _with_relationships(self, target: Any, models: list[Any]) -> list[Any]:
+        """The hits with their SQLModel relationships loaded, as pytidb's are: read again through the
+        ORM by primary key, in this search's transaction, then detached."""
+        relationships = getattr(target, "__sqlmodel_relationships__", None)
+        table = getattr(target, "__table__", None)
+        if not relationships or table is None or not models or len(table.primary_key.columns) != 1:
+            return models
+        from sqlmodel import Session, select
+
+        pk = next(iter(table.primary_key.columns))
+        ids = [getattr(m, pk.name, None) for m in models]
+        with self._database.connection(write=False) as conn, Session(bind=conn) as session:
+            loaded = {getattr(o, pk.name): o for o in session.exec(select(target).where(pk.in_(ids)))}
+            for obj in loaded.values():
+                for name in relationships:
+                    getattr(obj, name)  # a lazy relationship loads now, while the session is open
+            session.expunge_all()
+        return [loaded.get(i, m) for i, m in zip(ids, models)]
 
     def _similarity(self, distance: float | None) -> float | None:
         """The similarity a distance means (pytidb: ``1 - distance``); vector searches know their metric."""

@@ -102,6 +102,12 @@ class Client:
         with self.database.session(provided_session) as session:
             yield session
 
+    @property
+    def is_serverless(self) -> bool:
+        """True when connected to TiDB Cloud (pytidb's name). pytidb's own tests read it as "full-text
+        search is available"; on lookalike full-text search works on every engine, so don't gate on it."""
+        return bool(getattr(self.engine, "is_serverless", False))
+
     # ------------------------------------------------------------------ tables
     def create_table(
         self,
@@ -315,7 +321,8 @@ class Client:
         try:
             with self.database.connection(write=True) as conn:
                 result = conn.execute(stmt, dict(params or {}))
-                count = result.rowcount if result.rowcount is not None else -1
+                # the drivers' -1 ("not counted": DDL, most SELECTs) is 0 rows affected, as in pytidb
+                count = max(result.rowcount, 0) if result.rowcount is not None else 0
         except LookalikeError as exc:
             if raise_error:
                 raise
@@ -332,5 +339,9 @@ class Client:
         return QueryResult(rows)
 
 
-TiDBClient = Client
-"""pytidb's name for the client, so pytidb code reads the same."""
+class TiDBClient(Client):
+    """pytidb's name for the client, with pytidb's one different default: :meth:`open_table` returns
+    None for a missing table (pytidb's example apps test for it), where :class:`Client` raises
+    ``TableNotFoundError`` so a mistyped name fails where it is made."""
+
+    open_table_if_missing: Literal["raise", "none"] = "none"

@@ -30,6 +30,7 @@ from typing import Any
 __all__ = [
     "AuthenticationError",
     "BulkInsertError",
+    "ColumnChoiceError",
     "ConfigurationError",
     "ConnectionFailedError",
     "EmbeddingError",
@@ -166,6 +167,13 @@ class MissingDependencyError(ConfigurationError, ImportError):
 
 class SchemaError(LookalikeError):
     """A table definition or a column reference is wrong."""
+
+
+class ColumnChoiceError(SchemaError, ConfigurationError):
+    """A search names no usable column, or the table has several that fit and none is named.
+
+    A :class:`SchemaError` and, like pytidb's error for it, a ``ValueError``.
+    """
 
 
 class TableNotFoundError(SchemaError):

@@ -12,17 +12,20 @@ Operators: ``$eq $ne $gt $gte $lt $lte $in $nin $like $contains $exists`` on fie
 ``$and $or $not`` to combine. ``$contains`` is a substring test on text columns and an element test on
 JSON arrays. ``$exists`` is true when the value is not NULL (JSON ``null`` counts as missing).
 A SQL string is wrapped in ``text()`` as given (it is your SQL, not a value); a SQLAlchemy expression
-passes through.
+passes through, except that a JSON element compared with a Python value (``Model.meta["s"] == "apple"``)
+is compared as that value's type, which makes it mean the same on every engine.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
-from sqlalchemy.sql.elements import ColumnElement, TextClause
+from sqlalchemy.sql import operators
+from sqlalchemy.sql.elements import BinaryExpression, BindParameter, ColumnElement, TextClause
+from sqlalchemy.sql.visitors import replacement_traverse
 
 from lookalike.errors import FilterError
 from lookalike.schema import VectorType
@@ -45,7 +48,9 @@ def compile_filter(
         return None
     if isinstance(filters, str):
         return sa.text(filters)
-    if isinstance(filters, (ColumnElement, TextClause)):
+    if isinstance(filters, ColumnElement):
+        return typed_json_comparisons(filters)
+    if isinstance(filters, TextClause):
         return filters
     if isinstance(filters, Mapping):
         if not filters:
@@ -54,6 +59,39 @@ def compile_filter(
     raise FilterError(
         f"a filter must be a dict, a SQL string or a SQLAlchemy expression, got {type(filters).__name__}"
     )
+
+
+_COMPARISONS = (operators.eq, operators.ne, operators.lt, operators.le, operators.gt, operators.ge)
+_JSON_ITEMS = (operators.json_getitem_op, operators.json_path_getitem_op)
+
+
+def typed_json_comparisons(expr: ColumnElement[Any]) -> ColumnElement[Any]:
+    """``json_col["key"] <op> value`` rewritten to compare the element as ``value``'s SQL type.
+
+    SQLAlchemy compares a JSON element with a JSON-encoded value: MySQL and TiDB accept that, but
+    SQLite compares the quoted text (so ``== "apple"`` never matches) and PostgreSQL refuses
+    ``jsonb = varchar``. ``as_string()`` / ``as_float()`` (for ints too) / ``as_boolean()`` read the
+    element as a plain value on every dialect.
+    """
+
+    def replace(element: Any, **_kw: Any) -> Any:
+        node = element
+        if not (
+            isinstance(node, BinaryExpression)
+            and node.operator in _COMPARISONS
+            and isinstance(node.left, BinaryExpression)
+            and node.left.operator in _JSON_ITEMS
+            and isinstance(node.left.type, sa.JSON)  # not already read with as_float() & co.
+            and isinstance(node.right, BindParameter)
+        ):
+            return None
+        value = node.right.effective_value
+        typed = json_element_as(node.left, value)
+        if typed is None:
+            return None
+        return node.operator(typed, value)
+
+    return cast("ColumnElement[Any]", replacement_traverse(expr, {}, replace))
 
 
 class _Compiler:
@@ -129,6 +167,9 @@ class _Compiler:
             with_null = len(values) < len(arg)
             sample = values[0] if values else None
             expr = _json_value(col, path, sample) if path else col
+            if path and _is_number(sample):
+                # the list is bound with the first value's type: 0.25 after a 2 would become 0
+                values = [float(v) if _is_number(v) else v for v in values]
             if not path and any(_fractional_on_int(col, v) for v in values):
                 values = [_typed(col, v) for v in values]
             missing = _missing(col, path)
@@ -201,12 +242,26 @@ def _missing(col: Any, path: list[str]) -> ColumnElement[bool]:
 def _json_value(col: Any, path: list[str], sample: Any) -> Any:
     """``col`` at ``path`` typed after the value it is compared with (so each engine casts right)."""
     elem = col[tuple(path)]
+    typed = json_element_as(elem, sample)
+    if typed is None and (isinstance(sample, (dt.date, dt.datetime)) or sample is None):
+        return elem.as_string()
+    return elem if typed is None else typed
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def json_element_as(elem: Any, sample: Any) -> Any:
+    """A JSON element read as ``sample``'s SQL type, or None for a value of another kind.
+
+    Numbers, ints included, are read as floats: ``as_integer()`` would truncate ``1.5`` on SQLite
+    (so ``== 1`` matched it) and refuses it on PostgreSQL.
+    """
     if isinstance(sample, bool):
         return elem.as_boolean()
-    if isinstance(sample, int):
-        return elem.as_integer()
-    if isinstance(sample, float):
+    if isinstance(sample, (int, float)):
         return elem.as_float()
-    if isinstance(sample, (str, dt.date, dt.datetime)) or sample is None:
+    if isinstance(sample, str):
         return elem.as_string()
-    return elem
+    return None

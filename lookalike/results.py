@@ -3,11 +3,13 @@ and the outcome of bulk inserts (the rows written plus the items skipped and why
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from lookalike.errors import ConfigurationError, LookalikeError, MissingDependencyError
+import numpy as np
+
+from lookalike.errors import ConfigurationError, LookalikeError, MissingDependencyError, SchemaError
 
 
 class QueryResult:
@@ -44,6 +46,71 @@ class QueryResult:
         except ImportError as exc:
             raise MissingDependencyError("to_pandas()", "pandas", package="pandas") from exc
         return pd.DataFrame(self.to_list())
+
+    def to_arrow(self, *, vector_dimensions: Mapping[str, int] | None = None) -> Any:
+        """The rows as a ``pyarrow.Table`` (needs ``lookalike[arrow]``).
+
+        Vector columns become fixed-size lists of float32; the others, ``_distance`` and ``_score``
+        included, keep pyarrow's inferred types. ``vector_dimensions`` names the vector columns and
+        their sizes (default: the vector columns of the table's model; searches pass their own).
+        """
+        try:
+            import pyarrow as pa
+        except ImportError as exc:
+            raise MissingDependencyError("to_arrow()", "arrow", package="pyarrow") from exc
+        vectors = self._vector_sizes(vector_dimensions)
+        arrays = {}
+        for name, values in self._columns().items():
+            if name in vectors:
+                size = _vector_size(name, values, vectors[name])
+                flat = pa.array(
+                    [None if v is None else np.asarray(v, dtype=np.float32) for v in values],
+                    type=pa.list_(pa.float32()),
+                )
+                arrays[name] = flat.cast(pa.list_(pa.float32(), size))
+            else:
+                arrays[name] = pa.array(values)
+        return pa.table(arrays)
+
+    def to_polars(self, *, vector_dimensions: Mapping[str, int] | None = None) -> Any:
+        """The rows as a ``polars.DataFrame`` (needs ``lookalike[polars]``); vector columns are
+        ``Array(Float32, n)`` columns, the rest as polars infers them (see :meth:`to_arrow`)."""
+        try:
+            import polars as pl
+        except ImportError as exc:
+            raise MissingDependencyError("to_polars()", "polars", package="polars") from exc
+        vectors = self._vector_sizes(vector_dimensions)
+        series = []
+        for name, values in self._columns().items():
+            if name in vectors:
+                size = _vector_size(name, values, vectors[name])
+                rows = [None if v is None else np.asarray(v, dtype=np.float32).tolist() for v in values]
+                series.append(pl.Series(name, rows, dtype=pl.Array(pl.Float32, size)))
+            else:
+                series.append(pl.Series(name, values))
+        return pl.DataFrame(series)
+
+    def _columns(self) -> dict[str, list[Any]]:
+        """Column name -> values; a key some rows lack is None there (rows of one result share keys)."""
+        names: dict[str, None] = {}
+        for row in self._rows:
+            names.update(dict.fromkeys(row))
+        return {name: [row.get(name) for row in self._rows] for name in names}
+
+    def _vector_sizes(self, given: Mapping[str, int] | None) -> dict[str, int | None]:
+        """The vector columns of these rows and their sizes (None: taken from the values)."""
+        if given is not None:
+            return dict(given)
+        table = getattr(self._model, "__table__", None)  # SQLModel sets it on table models
+        if table is None:
+            return {}
+        # vector columns are lookalike's VectorType, known here by its ``dimensions`` (no schema import:
+        # results.py sits below schema.py)
+        return {
+            col.name: dims
+            for col in table.columns
+            if isinstance(dims := getattr(col.type, "dimensions", None), int)
+        }
 
     def to_pydantic(self, model: type | None = None) -> list[Any]:
         """The rows as instances of ``model`` (default: the table's model).
@@ -84,6 +151,21 @@ class QueryResult:
     def first(self) -> dict[str, Any] | None:
         """The first row or None."""
         return dict(self._rows[0]) if self._rows else None
+
+
+def _vector_size(name: str, values: list[Any], size: int | None) -> int:
+    """The one length of column ``name``'s vectors (``size`` when known), or an error naming the row."""
+    for i, value in enumerate(values):
+        if value is None:
+            continue
+        n = len(value)
+        if size is None:
+            size = n
+        elif n != size:
+            raise SchemaError(f"row {i}: column {name!r} holds a vector of {n} values, expected {size}")
+    if size is None:
+        raise SchemaError(f"column {name!r} holds no vector to take a size from; pass vector_dimensions=")
+    return size
 
 
 class RowDict(dict[str, Any]):

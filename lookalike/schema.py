@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import decimal
+import enum
 import os
 import threading
 import uuid
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
 __all__ = [
     "DISTANCE_METRICS",
     "FULLTEXT_PARSERS",
+    "VECTOR",
+    "DistanceMetric",
     "Field",
     "FullTextField",
     "FullTextIndex",
@@ -68,6 +71,23 @@ _METRIC_ALIASES = {
     "l1": "l1",
     "manhattan": "l1",
 }
+
+
+class DistanceMetric(str, enum.Enum):
+    """pytidb's metric names as an enum; any lookalike call that takes a metric accepts them."""
+
+    L1 = "L1"
+    L2 = "L2"
+    COSINE = "COSINE"
+    NEGATIVE_INNER_PRODUCT = "NEGATIVE_INNER_PRODUCT"
+
+    def to_sql_func(self) -> str:
+        """TiDB's SQL function for this metric (``VEC_COSINE_DISTANCE`` ...)."""
+        return (
+            f"VEC_{self.value}"
+            if self is DistanceMetric.NEGATIVE_INNER_PRODUCT
+            else f"VEC_{self.value}_DISTANCE"
+        )
 
 
 def normalize_metric(metric: Any) -> str:
@@ -143,6 +163,10 @@ class VectorType(TypeDecorator[Any]):
             return None
         codec = _codec(dialect)
         return vector_as_list(value) if codec is None else codec.decode_vector(value)
+
+
+VECTOR = VectorType
+"""pytidb's name for the vector column type: ``Field(sa_column=Column(VECTOR(3)))``."""
 
 
 # --------------------------------------------------------------------------- fields

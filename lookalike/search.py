@@ -42,9 +42,12 @@ import numpy as np
 from lookalike.builder import DEFAULT_LIMIT, SearchBuilder
 from lookalike.embeddings.base import check_vector
 from lookalike.engines.base import SearchRequest, score_from_distance
-from lookalike.errors import ConfigurationError, SchemaError, describe_item
+from lookalike.errors import ColumnChoiceError, ConfigurationError, describe_item
 from lookalike.examples import examples_vector
 from lookalike.filters import compile_filter
+from lookalike.fusion import DISTANCE as DISTANCE_LABEL
+from lookalike.fusion import MATCH_SCORE as MATCH_SCORE_LABEL
+from lookalike.fusion import SCORE as SCORE_LABEL
 from lookalike.rerank.base import RerankStep, rerank_pool
 from lookalike.results import QueryResult
 from lookalike.schema import TableSpec, VectorSpec, normalize_metric
@@ -56,7 +59,16 @@ if sys.version_info >= (3, 11):
 else:  # Python 3.10: typing_extensions comes with pydantic, a dependency
     from typing_extensions import Self
 
-__all__ = ["DEFAULT_LIMIT", "Search", "SearchResult", "VectorColumns", "pick_vector_column"]
+__all__ = [
+    "DEFAULT_LIMIT",
+    "DISTANCE_LABEL",
+    "MATCH_SCORE_LABEL",
+    "SCORE_LABEL",
+    "Search",
+    "SearchResult",
+    "VectorColumns",
+    "pick_vector_column",
+]
 
 
 class VectorColumns(list[Any]):
@@ -103,14 +115,17 @@ def pick_vector_column(spec: TableSpec, name: str | None, *, how: str) -> Vector
     vectors = spec.vectors
     if name is not None:
         if name not in vectors:
-            raise SchemaError(
-                f"{name!r} is not a vector column of {spec.name!r}; vector columns: {list(vectors)}"
+            what = "it is not a vector column" if name in spec.sa_table.c else "the table has no such column"
+            raise ColumnChoiceError(
+                f"Invalid vector column {name!r} of {spec.name!r}: {what}; vector columns: {list(vectors)}"
             )
         return vectors[name]
     if not vectors:
-        raise SchemaError(f"table {spec.name!r} has no vector column")
+        raise ColumnChoiceError(f"table {spec.name!r} has no vector column")
     if len(vectors) > 1:
-        raise SchemaError(f"table {spec.name!r} has several vector columns ({', '.join(vectors)}); {how}")
+        raise ColumnChoiceError(
+            f"table {spec.name!r} has more than one vector column ({', '.join(vectors)}); {how}"
+        )
     return next(iter(vectors.values()))
 
 
@@ -147,6 +162,8 @@ class Search(SearchBuilder[SearchResult]):
     # ------------------------------------------------------------------ builder
     def vector_column(self, name: str) -> Self:
         """Search this vector column (needed when the table has several)."""
+        if not isinstance(name, str) or not name:
+            raise ColumnChoiceError(f"Invalid vector column name {name!r}: give the column's name")
         self._vector(name)
         return self._copy(_column=name)
 

@@ -190,8 +190,12 @@ class Database:
         engine = self.engine
         session = self._session.get()
         if session is not None:
+            conn = session.connection
             try:
-                yield session.connection
+                # each call is atomic inside the session, as a statement is in MySQL/TiDB: a failed one
+                # is undone alone, and on PostgreSQL it no longer aborts the whole transaction
+                with conn.begin_nested():
+                    yield conn
             except LookalikeError:
                 raise
             except engine.caught_errors as exc:

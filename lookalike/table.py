@@ -66,6 +66,11 @@ class Table:
         return self._spec.name
 
     @property
+    def table_name(self) -> str:
+        """The table's name (pytidb's spelling of :attr:`name`)."""
+        return self._spec.name
+
+    @property
     def table_model(self) -> Any:
         """The model class (the one given to ``create_table``, or rebuilt by ``open_table``)."""
         return self._spec.model

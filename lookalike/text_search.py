@@ -40,7 +40,7 @@ import numpy as np
 
 from lookalike.builder import DEFAULT_LIMIT, SearchBuilder
 from lookalike.engines.base import TextSearchRequest, query_words
-from lookalike.errors import ConfigurationError, SchemaError, describe_item
+from lookalike.errors import ColumnChoiceError, ConfigurationError, describe_item
 from lookalike.filters import compile_filter
 from lookalike.rerank.base import rerank_pool
 from lookalike.results import QueryResult
@@ -65,23 +65,28 @@ def pick_text_column(spec: TableSpec, name: str | None, *, how: str) -> FullText
         if name in columns:
             return columns[name]
         if name in spec.sa_table.c:
-            raise SchemaError(
+            raise ColumnChoiceError(
                 f"column {name!r} of {spec.name!r} has no full-text index; build one with "
                 f"table.create_fts_index({name!r})"
             )
-        raise SchemaError(f"{name!r} is not a column of {spec.name!r}; full-text columns: {list(columns)}")
+        raise ColumnChoiceError(
+            f"{name!r} is not a column of {spec.name!r}; full-text columns: {list(columns)}"
+        )
     if not columns:
-        raise SchemaError(
+        raise ColumnChoiceError(
             f"table {spec.name!r} has no full-text column: declare one with FullTextField() or build "
             "an index with table.create_fts_index(column)"
         )
     if len(columns) > 1:
-        raise SchemaError(f"table {spec.name!r} has several full-text columns ({', '.join(columns)}); {how}")
+        raise ColumnChoiceError(
+            f"table {spec.name!r} has more than one full-text column ({', '.join(columns)}); {how}"
+        )
     return next(iter(columns.values()))
 
 
 class TextSearchResult(QueryResult):
-    """Full-text hits, most relevant first: dicts with the table's columns plus ``_score``."""
+    """Full-text hits, most relevant first: dicts with the table's columns plus ``_score`` and
+    ``_match_score`` (pytidb's name for the full-text relevance; a rerank changes only ``_score``)."""
 
 
 class TextSearch(SearchBuilder[TextSearchResult]):
@@ -159,6 +164,7 @@ class TextSearch(SearchBuilder[TextSearchResult]):
             rows = self._database.engine.text_search(conn, self._spec, request)
         for row in rows:
             row["_score"] = float(row["_score"])
+            row["_match_score"] = row["_score"]  # pytidb's name for the full-text relevance
             for name in self._spec.vectors:
                 if isinstance(row.get(name), np.ndarray):
                     row[name] = row[name].tolist()

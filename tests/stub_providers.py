@@ -25,8 +25,11 @@ import base64
 import binascii
 import hashlib
 import io
+import json
 import random
 import threading
+import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -38,7 +41,17 @@ from PIL import Image
 
 from tests.helpers.http_server import LocalHTTPServer, Request, Response
 
-__all__ = ["COLOURS", "Fault", "StubModel", "StubProvider", "content_vector", "solid_jpeg"]
+__all__ = [
+    "COLOURS",
+    "STUB_ACCESS_KEY",
+    "STUB_SECRET_KEY",
+    "CloudStub",
+    "Fault",
+    "StubModel",
+    "StubProvider",
+    "content_vector",
+    "solid_jpeg",
+]
 
 COLOURS: dict[str, tuple[int, int, int]] = {
     "red": (220, 30, 30),
@@ -117,6 +130,10 @@ MODELS: dict[str, dict[str, StubModel]] = {
             1024, multimodal=True, max_items=96, max_image_pixels=2_458_624, images_per_request=1
         ),
     },
+    "nvidia_nim": {
+        "baai/bge-m3": StubModel(1024),
+        "nvidia/nv-embedqa-e5-v5": StubModel(1024, tasks=("query", "passage")),
+    },
 }
 
 PATHS = {
@@ -124,6 +141,7 @@ PATHS = {
     "openai": {"/v1/embeddings"},
     "voyage": {"/v1/multimodalembeddings", "/v1/embeddings"},
     "cohere": {"/v2/embed"},
+    "nvidia_nim": {"/v1/embeddings"},
 }
 
 
@@ -131,7 +149,7 @@ PATHS = {
 class Fault:
     """A one-off answer for the next request (see :meth:`StubProvider.script`)."""
 
-    kind: str  # "status" | "delay" | "malformed" | "wrong_count" | "wrong_dims"
+    kind: str  # "status" | "delay" | "malformed" | "wrong_count" | "wrong_dims" | "nan" (CloudStub)
     status: int = 500
     retry_after: str | None = None
     seconds: float = 0.0
@@ -155,6 +173,10 @@ class Fault:
     @classmethod
     def wrong_dims(cls) -> Fault:
         return cls("wrong_dims")
+
+    @classmethod
+    def nan(cls) -> Fault:
+        return cls("nan")
 
 
 @dataclass
@@ -389,7 +411,9 @@ class StubProvider:
             raise _Reject(401, "Authorization must be 'Bearer <key>'", code="invalid_api_key")
         key = auth[7:]
         if key in self.no_quota_keys:
-            status = {"jina": 403, "openai": 429, "voyage": 403, "cohere": 402}[self.flavor]
+            status = {"jina": 403, "openai": 429, "voyage": 403, "cohere": 402, "nvidia_nim": 402}[
+                self.flavor
+            ]
             raise _Reject(
                 status,
                 "insufficient balance: top up your account",
@@ -511,6 +535,18 @@ class StubProvider:
                 for i, t in enumerate(items)
             ]
         return [self._text_vector(t, dims, seen) for t in items]
+
+    def _embed_nvidia_nim(self, path: str, body: dict[str, Any], seen: Seen) -> list[list[float]]:
+        # NIM's /v1/embeddings is OpenAI's plus input_type, which its asymmetric models require
+        model = self.models.get(body.get("model", ""))
+        if model is not None and model.tasks:
+            seen.task = body.get("input_type")
+            if seen.task not in model.tasks:
+                raise _Reject(400, f"input_type must be one of {model.tasks} for {body.get('model')}")
+        elif "input_type" in body:
+            raise _Reject(400, f"{body.get('model')} takes no input_type")
+        rest = {k: v for k, v in body.items() if k != "input_type"}
+        return self._embed_openai(path, rest, seen)
 
     def _embed_voyage(self, path: str, body: dict[str, Any], seen: Seen) -> list[list[float]]:
         model = self._model(body, seen)
@@ -723,3 +759,439 @@ class StubProvider:
 def _truncate(vec: np.ndarray, dims: int) -> list[float]:
     out = vec[:dims]
     return (out / np.linalg.norm(out)).round(6).tolist()
+
+
+# ---------------------------------------------------------------------------------------------------
+# Cloud providers with their own request shapes and auth: Bedrock (SigV4), Vertex AI, Gemini.
+
+CLOUD_MODELS: dict[str, dict[str, StubModel]] = {
+    "bedrock": {
+        # Titan multimodal: 2048x2048 px at most (AWS docs); lookalike promises about a megapixel
+        "amazon.titan-embed-image-v1": StubModel(
+            1024, allowed_dimensions=(256, 384, 1024), multimodal=True, max_image_pixels=1024 * 1024
+        ),
+        "amazon.titan-embed-text-v2:0": StubModel(1024, allowed_dimensions=(256, 512, 1024)),
+    },
+    "vertex": {
+        # the model resizes to 512x512; lookalike promises to send no more than that many pixels
+        "multimodalembedding@001": StubModel(
+            1408, allowed_dimensions=(128, 256, 512, 1408), multimodal=True, max_image_pixels=512 * 512
+        ),
+    },
+    "gemini": {"gemini-embedding-001": StubModel(3072, 128, max_items=100)},
+}
+
+STUB_ACCESS_KEY = "AKIDLOOKALIKETEST"
+STUB_SECRET_KEY = "stub/secret+key/for-sigv4-tests"
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~")
+_BEDROCK_ERRORS = {400: "ValidationException", 403: "AccessDeniedException", 429: "ThrottlingException"}
+_GOOGLE_STATUS = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+}
+
+
+def _aws_encode(text: str) -> str:
+    """AWS's URI encoding of one canonical-request part, byte by byte ('/' kept)."""
+    return "".join(
+        ch if ch in _UNRESERVED or ch == "/" else "".join(f"%{b:02X}" for b in ch.encode("utf-8"))
+        for ch in text
+    )
+
+
+def _hmac(key: bytes, text: str) -> bytes:
+    import hmac
+
+    return hmac.new(key, text.encode("utf-8"), hashlib.sha256).digest()
+
+
+class CloudStub:
+    """A strict fake of Bedrock's InvokeModel, Vertex AI's ``:predict`` or Gemini's
+    ``:batchEmbedContents``, served on 127.0.0.1.
+
+    Bedrock checks the SigV4 signature by recomputing it from the request it received with the known
+    test secret (or accepts a bearer token from ``bearer_tokens``); Vertex takes a bearer token from
+    ``valid_keys``; Gemini an ``x-goog-api-key``. Bodies are checked field by field; errors are shaped
+    as each service shapes them. ``violations`` lists requests lookalike should never have sent.
+    """
+
+    def __init__(
+        self,
+        flavor: str,
+        *,
+        access_key: str = STUB_ACCESS_KEY,
+        secret_key: str = STUB_SECRET_KEY,
+        session_token: str | None = None,
+        region: str = "us-east-1",
+        bearer_tokens: Iterable[str] = ("bedrock-api-key",),
+        valid_keys: Iterable[str] = ("test-key",),
+        project: str = "test-project",
+        location: str = "us-central1",
+        latency: float = 0.0,
+    ) -> None:
+        if flavor not in CLOUD_MODELS:
+            raise ValueError(f"unknown flavor {flavor!r}")
+        self.flavor = flavor
+        self.models = dict(CLOUD_MODELS[flavor])
+        self.access_key, self.secret_key, self.session_token = access_key, secret_key, session_token
+        self.region = region
+        self.bearer_tokens = set(bearer_tokens)
+        self.valid_keys = set(valid_keys)
+        self.project, self.location = project, location
+        self.latency = latency
+        self.bad_markers: set[str] = set()
+        self.seen: list[Seen] = []
+        self.violations: list[str] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self._faults: list[Fault] = []
+        self._lock = threading.Lock()
+        self.server = LocalHTTPServer()
+        prefix = {"bedrock": "/model/", "vertex": "/v1/projects/", "gemini": "/v1beta/models/"}[flavor]
+        self.server.route(prefix, self._handle, prefix=True)
+
+    def start(self) -> CloudStub:
+        self.server.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.stop()
+
+    def __enter__(self) -> CloudStub:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def api_base(self) -> str:
+        """What to pass as ``api_base``."""
+        suffix = {"bedrock": "", "vertex": "/v1", "gemini": "/v1beta"}[self.flavor]
+        return self.server.base_url + suffix
+
+    def script(self, *faults: Fault) -> None:
+        """Answer the next requests with these faults, in order."""
+        with self._lock:
+            self._faults.extend(faults)
+
+    @property
+    def request_count(self) -> int:
+        with self._lock:
+            return len(self.seen)
+
+    # ------------------------------------------------------------------ serving
+    def _handle(self, request: Request) -> Response:
+        with self._lock:
+            fault = self._faults.pop(0) if self._faults else None
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        seen = Seen(request.path, None, [], [], None, None, len(request.body))
+        try:
+            time.sleep(self.latency + (fault.seconds if fault and fault.kind == "delay" else 0.0))
+            return self._serve(request, seen, fault)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+    def _serve(self, request: Request, seen: Seen, fault: Fault | None) -> Response:
+        try:
+            if request.method != "POST":
+                raise _Reject(405, f"{request.method} not allowed")
+            if not request.headers.get("content-type", "").startswith("application/json"):
+                raise _Reject(415, "Content-Type must be application/json")
+            model = getattr(self, f"_auth_{self.flavor}")(request, seen)
+            if fault is not None and fault.kind == "status":
+                return self._error(seen, fault.status, "injected failure", fault.retry_after)
+            try:
+                body = json.loads(request.body)
+            except ValueError as exc:
+                raise _Reject(400, f"body is not JSON: {exc}") from exc
+            if not isinstance(body, dict):
+                raise _Reject(400, "body must be a JSON object")
+            vectors = getattr(self, f"_embed_{self.flavor}")(body, model, seen)
+        except _Reject as exc:
+            if exc.violation:
+                with self._lock:
+                    self.violations.append(f"{request.path}: {exc.message}")
+            return self._error(seen, exc.status, exc.message)
+        with self._lock:
+            self.seen.append(seen)
+        if fault is not None and fault.kind == "malformed":
+            return Response(200, b"<html>502 Bad Gateway</html>", "text/html")
+        if fault is not None and fault.kind == "wrong_dims":
+            vectors = [v[:-1] for v in vectors]
+        if fault is not None and fault.kind == "nan":
+            vectors = [[float("nan"), *v[1:]] for v in vectors]
+        if fault is not None and fault.kind == "wrong_count":
+            vectors = vectors[:-1] if len(vectors) > 1 else vectors + vectors
+        return Response.json(self._answer(vectors, seen))
+
+    def _answer(self, vectors: list[list[float]], seen: Seen) -> dict[str, Any]:
+        if self.flavor == "bedrock":
+            if len(vectors) != 1:  # Bedrock has no list answer; a wrong count becomes a bad body
+                return {"embeddings": vectors}
+            return {"embedding": vectors[0], "inputTextTokenCount": sum(k == "text" for k in seen.kinds)}
+        if self.flavor == "vertex":
+            key = "imageEmbedding" if seen.kinds == ["image"] else "textEmbedding"
+            return {"predictions": [{key: v} for v in vectors], "deployedModelId": "stub"}
+        return {"embeddings": [{"values": v} for v in vectors]}
+
+    def _error(self, seen: Seen, status: int, message: str, retry_after: str | None = None) -> Response:
+        seen.status = status
+        with self._lock:
+            self.seen.append(seen)
+        headers = {"Retry-After": retry_after} if retry_after else {}
+        if self.flavor == "bedrock":
+            kind = _BEDROCK_ERRORS.get(status, "InternalServerException")
+            headers["x-amzn-ErrorType"] = f"{kind}:http://internal.amazon.com/coral/com.amazon.bedrock/"
+            return Response.json({"message": message}, status, headers)
+        body = {
+            "error": {"code": status, "message": message, "status": _GOOGLE_STATUS.get(status, "UNKNOWN")}
+        }
+        if self.flavor == "gemini" and message.startswith("API key not valid"):
+            body["error"]["details"] = [
+                {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID"}
+            ]
+        return Response.json(body, status, headers)
+
+    # ------------------------------------------------------------------ auth and paths
+    def _auth_bedrock(self, request: Request, seen: Seen) -> StubModel:
+        parts = request.path.split("/")
+        if len(parts) != 4 or parts[1] != "model" or parts[3] != "invoke":
+            raise _Reject(404, f"no route {request.path}")
+        seen.model = urllib.parse.unquote(parts[2])
+        if ":" in parts[2]:
+            raise _Reject(400, "the model ID must travel URL-encoded (':' as %3A), as AWS SDKs send it")
+        auth = request.headers.get("authorization", "")
+        if auth.startswith("Bearer "):
+            if auth[7:] not in self.bearer_tokens:
+                raise _Reject(
+                    403, "Invalid API Key format: Must start with pre-defined prefix", violation=False
+                )
+        else:
+            self._check_sigv4(request, auth)
+        if seen.model not in self.models:
+            raise _Reject(400, f"The provided model identifier is invalid: {seen.model}")
+        return self.models[seen.model]
+
+    def _check_sigv4(self, request: Request, auth: str) -> None:
+        if not auth.startswith("AWS4-HMAC-SHA256 "):
+            raise _Reject(403, "Missing Authentication Token", violation=False)
+        fields = dict(p.strip().split("=", 1) for p in auth[len("AWS4-HMAC-SHA256 ") :].split(","))
+        key_id, date, region, service, term = fields["Credential"].split("/")
+        if key_id != self.access_key:
+            raise _Reject(403, "The security token included in the request is invalid.", violation=False)
+        amz_date = request.headers.get("x-amz-date", "")
+        if region != self.region or service != "bedrock" or term != "aws4_request" or date != amz_date[:8]:
+            raise _Reject(
+                403, f"Credential should be scoped to a valid region/service: {fields['Credential']}"
+            )
+        signed = fields["SignedHeaders"].split(";")
+        if "host" not in signed or "x-amz-date" not in signed or signed != sorted(signed):
+            raise _Reject(403, f"SignedHeaders must be sorted and include host and x-amz-date: {signed}")
+        when = time.mktime(time.strptime(amz_date, "%Y%m%dT%H%M%SZ")) - time.timezone
+        if abs(time.time() - when) > 300:
+            raise _Reject(403, "Signature expired", violation=False)
+        token = request.headers.get("x-amz-security-token")
+        if self.session_token is not None and (
+            token != self.session_token or "x-amz-security-token" not in signed
+        ):
+            raise _Reject(403, "The security token included in the request is invalid.", violation=False)
+        query = "&".join(
+            sorted(f"{_aws_encode(k)}={_aws_encode(v)}" for k, vs in request.query.items() for v in vs)
+        )
+        headers = "".join(f"{h}:{' '.join(request.headers.get(h, '').split())}\n" for h in signed)
+        canonical = "\n".join(
+            [
+                "POST",
+                _aws_encode(request.path),
+                query,
+                headers,
+                ";".join(signed),
+                hashlib.sha256(request.body).hexdigest(),
+            ]
+        )
+        scope = f"{date}/{region}/{service}/aws4_request"
+        digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+        key = ("AWS4" + self.secret_key).encode("utf-8")
+        for part in (date, region, service, "aws4_request"):
+            key = _hmac(key, part)
+        expected = _hmac(key, f"AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{digest}").hex()
+        if fields.get("Signature") != expected:
+            raise _Reject(
+                403,
+                "The request signature we calculated does not match the signature you provided.",
+            )
+
+    def _auth_vertex(self, request: Request, seen: Seen) -> StubModel:
+        prefix = f"/v1/projects/{self.project}/locations/{self.location}/publishers/google/models/"
+        if not request.path.startswith(prefix) or not request.path.endswith(":predict"):
+            raise _Reject(404, f"no route {request.path} (project {self.project}, location {self.location})")
+        auth = request.headers.get("authorization", "")
+        if not auth.startswith("Bearer ") or auth[7:] not in self.valid_keys:
+            raise _Reject(
+                401,
+                "Request had invalid authentication credentials. Expected OAuth 2 access token.",
+                violation=False,
+            )
+        seen.model = request.path[len(prefix) : -len(":predict")]
+        if seen.model not in self.models:
+            raise _Reject(404, f"Publisher Model `{seen.model}` not found.")
+        return self.models[seen.model]
+
+    def _auth_gemini(self, request: Request, seen: Seen) -> StubModel:
+        if not request.path.endswith(":batchEmbedContents"):
+            raise _Reject(404, f"no route {request.path}")
+        if "authorization" in request.headers:
+            raise _Reject(400, "Gemini keys travel in x-goog-api-key, not Authorization")
+        key = request.headers.get("x-goog-api-key")
+        if key is None:
+            raise _Reject(403, "Method doesn't allow unregistered callers", violation=False)
+        if key not in self.valid_keys:
+            raise _Reject(400, "API key not valid. Please pass a valid API key.", violation=False)
+        seen.model = request.path[len("/v1beta/models/") : -len(":batchEmbedContents")]
+        if seen.model not in self.models:
+            raise _Reject(404, f"models/{seen.model} is not found")
+        return self.models[seen.model]
+
+    # ------------------------------------------------------------------ bodies
+    def _check_bad(self, value: str) -> None:
+        if any(marker in value for marker in self.bad_markers):
+            raise _Reject(400, f"Malformed input request: {value[:80]}", violation=False)
+
+    def _text(self, text: Any, model: StubModel, dims: int, seen: Seen) -> list[float]:
+        if not isinstance(text, str) or not text:
+            raise _Reject(400, "text must be a non-empty string")
+        seen.kinds.append("text")
+        seen.items.append(text[:80])
+        self._check_bad(text)
+        words = {w.strip(".,!?").lower() for w in text.split()}
+        colour = next((c for c in COLOURS if c in words), None)
+        full = model.dimensions
+        if colour is not None:
+            vec = content_vector(Image.new("RGB", (8, 8), COLOURS[colour]), full)
+        else:
+            vec = _hash_vector(f"text:{text}", full)
+        return _truncate(vec, dims)
+
+    def _image(self, b64: Any, model: StubModel, dims: int, seen: Seen, *, max_side: int) -> list[float]:
+        if not isinstance(b64, str) or b64.startswith("data:"):
+            raise _Reject(400, "image must be bare base64 (no data: prefix)")
+        try:
+            raw = base64.b64decode(b64, validate=True)
+            img = Image.open(io.BytesIO(raw))
+            img.load()
+        except (binascii.Error, ValueError, OSError) as exc:
+            raise _Reject(400, f"not a base64 image ({exc})") from exc
+        w, h = img.size
+        seen.kinds.append("image")
+        seen.items.append(f"b64:{w}x{h}")
+        seen.image_sizes.append((w, h))
+        if max(w, h) > max_side:
+            raise _Reject(400, f"image {w}x{h} is over the {max_side}x{max_side} limit")
+        if model.max_image_pixels is not None and w * h > model.max_image_pixels:
+            raise _Reject(400, f"{w}x{h} image was not downscaled to {model.max_image_pixels} pixels")
+        return _truncate(content_vector(img, model.dimensions), dims)
+
+    @staticmethod
+    def _only(body: dict[str, Any], allowed: set[str]) -> None:
+        unknown = set(body) - allowed
+        if unknown:
+            raise _Reject(400, f"extraneous key {sorted(unknown)} is not permitted")
+
+    def _dims(self, model: StubModel, value: Any, seen: Seen, name: str) -> int:
+        if value is None:
+            return model.dimensions
+        if not model.allows(value):
+            raise _Reject(400, f"{name}={value!r} is not supported by {seen.model}")
+        seen.dimensions = value
+        return int(value)
+
+    def _embed_bedrock(self, body: dict[str, Any], model: StubModel, seen: Seen) -> list[list[float]]:
+        if model.multimodal:
+            self._only(body, {"inputText", "inputImage", "embeddingConfig"})
+            config = body.get("embeddingConfig")
+            if config is not None and (
+                not isinstance(config, dict) or set(config) != {"outputEmbeddingLength"}
+            ):
+                raise _Reject(400, "embeddingConfig must be {'outputEmbeddingLength': n}")
+            dims = self._dims(
+                model, (config or {}).get("outputEmbeddingLength"), seen, "outputEmbeddingLength"
+            )
+        else:
+            self._only(body, {"inputText", "dimensions", "normalize", "embeddingTypes"})
+            if "normalize" in body and not isinstance(body["normalize"], bool):
+                raise _Reject(400, "normalize must be a boolean")
+            dims = self._dims(model, body.get("dimensions"), seen, "dimensions")
+        given = [k for k in ("inputText", "inputImage") if k in body]
+        if len(given) != 1:
+            # both would be averaged into one vector: lookalike sends one input per request
+            raise _Reject(400, f"lookalike must send exactly one of inputText/inputImage, got {given}")
+        if given == ["inputImage"]:
+            if len(body["inputImage"]) > 25 * 1024 * 1024:
+                raise _Reject(400, "inputImage is over 25 MB")
+            return [self._image(body["inputImage"], model, dims, seen, max_side=2048)]
+        text = body["inputText"]
+        if isinstance(text, str) and len(text.split()) > (128 if model.multimodal else 8192):
+            raise _Reject(400, "Malformed input request: too many input tokens", violation=False)
+        return [self._text(text, model, dims, seen)]
+
+    def _embed_vertex(self, body: dict[str, Any], model: StubModel, seen: Seen) -> list[list[float]]:
+        self._only(body, {"instances", "parameters"})
+        params = body.get("parameters", {})
+        if not isinstance(params, dict) or set(params) - {"dimension"}:
+            raise _Reject(400, f"unknown parameters {params!r}")
+        dims = self._dims(model, params.get("dimension"), seen, "dimension")
+        instances = body.get("instances")
+        if not isinstance(instances, list) or len(instances) != 1:
+            raise _Reject(400, "lookalike sends exactly one instance per request")
+        instance = instances[0]
+        if not isinstance(instance, dict) or len(instance) != 1 or set(instance) - {"text", "image"}:
+            raise _Reject(400, "an instance holds exactly one of text or image")
+        if "text" in instance:
+            if isinstance(instance["text"], str) and len(instance["text"]) > 1024:
+                raise _Reject(400, "text is longer than 1024 characters")
+            return [self._text(instance["text"], model, dims, seen)]
+        image = instance["image"]
+        if not isinstance(image, dict) or len(set(image) & {"bytesBase64Encoded", "gcsUri"}) != 1:
+            raise _Reject(400, "image needs exactly one of bytesBase64Encoded or gcsUri")
+        if set(image) - {"bytesBase64Encoded", "gcsUri", "mimeType"}:
+            raise _Reject(400, f"unknown image fields {sorted(image)}")
+        if "gcsUri" in image:
+            if not str(image["gcsUri"]).startswith("gs://"):
+                raise _Reject(400, "gcsUri must be gs://bucket/object")
+            seen.kinds.append("image")
+            seen.items.append(image["gcsUri"])
+            self._check_bad(image["gcsUri"])
+            return [_truncate(_hash_vector(f"gcs:{image['gcsUri']}", model.dimensions), dims)]
+        if len(image["bytesBase64Encoded"]) > 20 * 1024 * 1024:
+            raise _Reject(400, "image is over 20 MB")
+        return [self._image(image["bytesBase64Encoded"], model, dims, seen, max_side=4096)]
+
+    def _embed_gemini(self, body: dict[str, Any], model: StubModel, seen: Seen) -> list[list[float]]:
+        self._only(body, {"requests"})
+        requests = body.get("requests")
+        if not isinstance(requests, list) or not 1 <= len(requests) <= model.max_items:
+            raise _Reject(400, f"requests must hold 1..{model.max_items} items")
+        out = []
+        for i, req in enumerate(requests):
+            if not isinstance(req, dict):
+                raise _Reject(400, f"requests[{i}] must be an object")
+            self._only(req, {"model", "content", "taskType", "title", "outputDimensionality"})
+            if req.get("model") != f"models/{seen.model}":
+                raise _Reject(
+                    400, f"requests[{i}].model must be models/{seen.model}, got {req.get('model')!r}"
+                )
+            if req.get("taskType") not in ("RETRIEVAL_DOCUMENT", "RETRIEVAL_QUERY", None):
+                raise _Reject(400, f"requests[{i}].taskType {req.get('taskType')!r} is not expected")
+            seen.task = req.get("taskType")
+            dims = self._dims(model, req.get("outputDimensionality"), seen, "outputDimensionality")
+            parts = (req.get("content") or {}).get("parts") if isinstance(req.get("content"), dict) else None
+            if not isinstance(parts, list) or len(parts) != 1 or set(parts[0]) != {"text"}:
+                raise _Reject(400, f"requests[{i}].content must be {{'parts': [{{'text': …}}]}}")
+            out.append(self._text(parts[0]["text"], model, dims, seen))
+        return out

@@ -465,7 +465,7 @@ def test_two_vector_fields(
             for i, (name, p) in enumerate(colour_images.items())
         ]
     )
-    with pytest.raises(SchemaError, match="several vector columns"):
+    with pytest.raises(SchemaError, match="more than one vector column"):
         t.search("red").to_list()
     assert t.search("yellow").vector_column("img_vec").limit(1).to_list()[0]["caption"] == "a yellow thing"
     img = t.search(str(colour_images["blue"])).vector_column("img_vec").limit(1).to_list()
@@ -533,7 +533,7 @@ def test_vector_index_keeps_results_exact_enough(client: lookalike.Client) -> No
 
 def test_vector_field_index_true(client: lookalike.Client) -> None:
     t = vector_table(client, dims=4, name="conf_indexed", index=True)
-    assert t.has_vector_index() == (client.engine.name != "sqlite")
+    assert t.has_vector_index()  # declared; the embedded engine builds it once the table has rows
     t.bulk_insert([{"vec": [1, 0, 0, i / 10]} for i in range(50)])
     assert (
         t.search([1, 0, 0, 0]).limit(1).to_list()[0]["id"]

@@ -143,11 +143,34 @@ def test_num_candidate_sets_the_pgvector_beam(client: lookalike.Client) -> None:
     t = vector_table(client)
     t.bulk_insert([{"vec": [float(i), 1.0, 0.0, 0.0]} for i in range(50)])
     t.create_vector_index(metric="cosine")
+    engine = client.engine
+    assert isinstance(engine, PostgresEngine)
     with client.session():  # one connection: the setting the search made is visible after it
         t.search([1.0, 1.0, 0.0, 0.0]).limit(3).num_candidate(321).to_list()
-        assert client.query("SHOW hnsw.ef_search").scalar() == "321"
-        t.search([1.0, 1.0, 0.0, 0.0]).limit(3).to_list()
-        assert client.query("SHOW hnsw.ef_search").scalar() == "100"  # default_ef_search(3)
+        assert client.query("SHOW hnsw.ef_search").scalar() != "321"  # 50 rows: searched exactly
+        saved, engine.exact_search_max_rows = engine.exact_search_max_rows, 0  # every table is "large"
+        try:
+            t.search([1.0, 1.0, 0.0, 0.0]).limit(3).num_candidate(321).to_list()
+            assert client.query("SHOW hnsw.ef_search").scalar() == "321"
+            t.search([1.0, 1.0, 0.0, 0.0]).limit(3).to_list()
+            assert client.query("SHOW hnsw.ef_search").scalar() == "100"  # default_ef_search(3)
+        finally:
+            engine.exact_search_max_rows = saved
+
+
+def test_a_small_indexed_table_is_searched_exactly(client: lookalike.Client) -> None:
+    """Found by a flaky run of test_sessions_commit_and_roll_back: pgvector's HNSW graph of a small
+    table full of equal vectors and rolled-back rows missed the one row nearest the query."""
+    t = vector_table(client)
+    t.bulk_insert([{"vec": [0.0, 1.0, 0.0, 0.0]} for _ in range(60)])
+    t.create_vector_index(metric="cosine")
+    with pytest.raises(RuntimeError), client.session():
+        t.bulk_insert([{"vec": [1.0, 1.0, 0.0, 0.0]} for _ in range(60)])
+        raise RuntimeError("roll back")
+    for i in range(5):
+        row = t.insert({"vec": [-1.0, -1.0, float(i), 0.0]})
+        hit = t.search([-1.0, -1.0, float(i), 0.0]).limit(1).to_list()[0]
+        assert hit["id"] == row["id"] and hit["_distance"] == pytest.approx(0, abs=1e-6)
 
 
 # ---------------------------------------------------------------------- vector storage
@@ -323,7 +346,7 @@ def test_server_engines_plan_with_their_own_numbers() -> None:
     assert tidb.pool_policy() == PoolPolicy(10_000, 3.0, 10_000, True, False)
     pg = PostgresEngine(sa.create_engine("postgresql+psycopg://u@pg.local/db"))
     pg.pgvector_version = (0, 7, 4)
-    assert pg.pool_policy() == PoolPolicy(20_000, 4.0, 1_000, False, False)
+    assert pg.pool_policy() == PoolPolicy(20_000, 4.0, 1_000, False, False, small_tables_exact=True)
     pg.pgvector_version = (0, 8, 0)
     assert pg.pool_policy().filters_in_index
 

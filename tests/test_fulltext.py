@@ -121,7 +121,7 @@ def test_ranked_search_finds_any_word_best_first(client: lookalike.Client) -> No
     assert ids(rows)[0] == 1  # all three words
     assert [r["_score"] for r in rows] == sorted((r["_score"] for r in rows), reverse=True)
     assert all("_distance" not in r and r["_score"] > 0 for r in rows)
-    assert set(rows[0]) == {"id", "caption", "n", "_score"}
+    assert set(rows[0]) == {"id", "caption", "n", "_score", "_match_score"}
 
 
 def test_filter_limit_select_and_conversions(client: lookalike.Client) -> None:
@@ -131,7 +131,7 @@ def test_filter_limit_select_and_conversions(client: lookalike.Client) -> None:
     filtered = search.filter({"n": 1}).limit(100).to_list()
     assert ids(filtered) == [2, 5, 8] and all(r["n"] == 1 for r in filtered)
     picked = search.select("id").limit(2).to_list()
-    assert [set(r) for r in picked] == [{"id", "_score"}] * 2
+    assert [set(r) for r in picked] == [{"id", "_score", "_match_score"}] * 2
     models = search.limit(2).to_pydantic()
     assert models[0].caption == "red boots"
     assert len(search.limit(3).to_rows()) == 3
@@ -225,7 +225,7 @@ def test_index_built_later_covers_existing_rows_and_is_stored(
     finally:
         other.close()
     table.create_fts_index("other")
-    with pytest.raises(SchemaError, match="several full-text columns"):
+    with pytest.raises(SchemaError, match="more than one full-text column"):
         table.search("x", search_type="fulltext").to_list()
     assert ids(table.search("y", search_type="fulltext").text_column("other").to_list()) == [2]
 

@@ -10,7 +10,7 @@ The layers, lowest first (a module may import its own layer and the ones below i
     session      session
     operations   ingest, builder, search, text_search, examples, duplicates, fusion, hybrid, tags, metadata
     table        table
-    client       client
+    client       client, aio
     jobs         copy, folders
     apps         cli, server/*, lookalike/__init__
 
@@ -67,7 +67,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         ),
     ),
     ("table", ("lookalike.table",)),
-    ("client", ("lookalike.client",)),
+    ("client", ("lookalike.client", "lookalike.aio")),
     ("jobs", ("lookalike.copy", "lookalike.folders")),
     ("apps", ("lookalike.cli", "lookalike.server", "lookalike")),
 ]

@@ -135,7 +135,7 @@ def test_sqlite_declared_index_builds_at_once_on_a_table_with_rows(tmp_path: Pat
     db = tmp_path / "rows.db"
     with lookalike.connect(db) as c:
         t = c.create_table(schema=declared_model("pc_rows"), if_exists="overwrite")
-        assert not t.has_vector_index()  # recorded, not built: the table is empty
+        assert t.has_vector_index()  # declared: indexed (built once the table has rows)
         t.bulk_insert([{"vec": [1.0, float(i), 0.0, 1.0]} for i in range(40)])
         t.create_vector_index()  # already recorded: skip_existing keeps the declared one
         t.create_vector_index(skip_existing=False)  # rows are there: built now

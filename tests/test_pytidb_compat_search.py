@@ -140,6 +140,11 @@ def test_compiled_sql_and_debug(client: lookalike.Client, caplog: pytest.LogCapt
     else:
         assert sql is not None and "ORDER BY" in sql and "LIMIT 2" in sql and "<=>" in sql
         assert "1.0" in sql  # the query vector is written in
+        # the text runs as it is (pytidb's vector_index example EXPLAINs it): no bare ``nan``
+        ran = client.query(sql).to_list()
+        assert [r["id"] for r in ran] == [r["id"] for r in search.to_list()]
+        threshold = table.search([1.0, 0.0, 0.0]).distance_threshold(0.9).limit(5)
+        assert len(client.query(threshold.compiled_vector_query_sql()).to_list()) == len(threshold.to_list())
     with pytest.raises(ConfigurationError, match="debug"):
         search.debug("on")  # type: ignore[arg-type]
     with caplog.at_level(logging.INFO, logger="lookalike.search"):
@@ -392,6 +397,17 @@ def test_configure_embedding_provider_keeps_the_key_in_memory(
 
 
 # ---------------------------------------------------------------------------------- 5. open_table
+
+
+def test_tidbclient_returns_none_for_a_missing_table(client: lookalike.Client) -> None:
+    """pytidb's class name keeps pytidb's default; lookalike's own Client raises."""
+    pytidb_style = lookalike.TiDBClient(client.engine)
+    assert isinstance(pytidb_style, lookalike.Client)
+    assert pytidb_style.open_table("no_such_table") is None
+    with pytest.raises(lookalike.errors.TableNotFoundError):
+        pytidb_style.open_table("no_such_table", if_missing="raise")
+    _vector_table(client)
+    assert pytidb_style.open_table("compat_vec") is not None
 
 
 def test_open_table_missing_raises_or_returns_none(client: lookalike.Client) -> None:

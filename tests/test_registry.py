@@ -147,7 +147,17 @@ def tiny_provider() -> Iterator[str]:
 
 
 def test_builtin_providers_and_their_aliases() -> None:
-    assert registry.known_providers() == ["cohere", "jina_ai", "local", "openai", "voyageai"]
+    assert registry.known_providers() == [
+        "bedrock",
+        "cohere",
+        "gemini",
+        "jina_ai",
+        "local",
+        "nvidia_nim",
+        "openai",
+        "vertex_ai",
+        "voyageai",
+    ]
     for alias, name in {
         "jina": "jina_ai",
         "jinaai": "jina_ai",
@@ -164,12 +174,15 @@ def test_builtin_providers_and_their_aliases() -> None:
 
 def test_unknown_provider_and_model_names() -> None:
     with pytest.raises(
-        ConfigurationError, match=r"unknown embedding provider 'nope'; known: cohere, jina_ai"
+        ConfigurationError,
+        match=r"unknown embedding provider 'nope'; known: bedrock, cohere, gemini, jina_ai",
     ):
         registry.provider_class("nope")
     with pytest.raises(ConfigurationError, match=r"unknown embedding model 'nope/m': use 'provider/model'"):
         registry.split_model_name("nope/m")
-    with pytest.raises(ConfigurationError, match="with provider one of cohere, jina_ai, local"):
+    with pytest.raises(
+        ConfigurationError, match="with provider one of bedrock, cohere, gemini, jina_ai, local"
+    ):
         registry.split_model_name("jina_ai")  # no model after the provider
 
 
@@ -196,3 +209,19 @@ def test_register_provider_keeps_the_package_for_the_install_hint() -> None:
     finally:
         registry.PROVIDERS.unregister("fancy")
     assert "fancy" not in registry.known_providers()
+
+
+def test_tidb_cloud_free_models_run_at_their_makers() -> None:
+    """pytidb's TiDB Cloud free models are the same models from their makers' APIs."""
+    assert registry.split_model_name("tidbcloud_free/cohere/embed-multilingual-v3") == (
+        "cohere",
+        "embed-multilingual-v3.0",
+    )
+    assert registry.split_model_name("tidbcloud_free/amazon/titan-embed-text-v2") == (
+        "bedrock",
+        "amazon.titan-embed-text-v2:0",
+    )
+    fn = lookalike.EmbeddingFunction("tidbcloud_free/cohere/embed-english-v3")
+    assert fn.dimensions == 1024 and "cohere" in repr(fn).lower()
+    with pytest.raises(lookalike.ConfigurationError, match="unknown embedding model"):
+        registry.split_model_name("tidbcloud_free/cohere/no-such-model")

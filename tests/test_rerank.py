@@ -399,7 +399,8 @@ def test_fulltext_search_rerank(client: lookalike.Client, toy: ToyEmbedder) -> N
     assert all("_distance" not in r for r in rows)
     selected = search.select("note").rerank(Reranker("bm25"), "caption").limit(5).to_list()
     assert [r["note"] for r in selected] == [f"#{i - 1}" for i, _ in expected]
-    assert all(set(r) == {"note", "_score"} for r in selected)  # caption read for the reranker only
+    # the caption is read for the reranker only; _match_score keeps the full-text relevance
+    assert all(set(r) == {"note", "_score", "_match_score"} for r in selected)
     if client.engine.name == "tidb":
         return  # TiDB's FTS_MATCH_WORD has no operator syntax for a raw query
     # a raw query (engine syntax) is ranked against the text given as query=

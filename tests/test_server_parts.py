@@ -38,6 +38,7 @@ from tests.toy_embedder import ToyEmbedder
 LIBRARY_ERRORS: list[tuple[errors.LookalikeError, int, str]] = [
     (errors.TableNotFoundError("no table 'photos'"), 404, "table_not_found"),
     (errors.SchemaError("unknown column 'colour'"), 400, "bad_request"),
+    (errors.ColumnChoiceError("table 'pics' has more than one vector column"), 400, "bad_request"),
     (errors.AuthenticationError("key rejected", status_code=401), 502, "provider_auth_failed"),
     (errors.ProviderError("rate limited", status_code=429), 502, "provider_failed"),
     (errors.ModelNotFoundError("no model 'x'"), 500, "model_not_found"),

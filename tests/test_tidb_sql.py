@@ -197,3 +197,24 @@ def test_insert_batches() -> None:
     generated = plan[(frozenset({"uri", "vec"}), False)]
     assert [len(b) for b in generated] == [500, 500, 201] and generated[-1][-1] == 1201
     assert plan[(frozenset({"id", "uri"}), True)] == [[1200]]
+
+
+def test_tiflash_replica_statements_and_other_engines(tmp_path: object) -> None:
+    from lookalike.engines.tidb import TiFlashReplica, build_tidb_connection_url
+
+    table = sa.Table("my table", sa.MetaData(), sa.Column("id", sa.Integer, primary_key=True))
+    replica = TiFlashReplica(table, replica_count=2)
+    assert replica.statement() == "ALTER TABLE `my table` SET TIFLASH REPLICA 2"
+    assert replica.statement(0) == "ALTER TABLE `my table` SET TIFLASH REPLICA 0"
+    for bad in (-1, 1.5, True, "2"):
+        with pytest.raises(ConfigurationError, match="replica_count"):
+            TiFlashReplica(table, replica_count=bad)  # type: ignore[arg-type]
+    sqlite = sa.create_engine("sqlite://")
+    for call in (replica.create, replica.drop, replica.get_replication_progress):
+        with pytest.raises(lookalike.EngineError, match="TiDB only"):
+            call(sqlite)
+    assert build_tidb_connection_url() == "mysql+pymysql://root@localhost:4000/test"
+    cloud = build_tidb_connection_url(host="gw.prod.aws.tidbcloud.com", username="u.root", password="p@ss/w")
+    assert cloud.startswith("mysql+pymysql://u.root:p%40ss%2Fw@gw.prod.aws.tidbcloud.com:4000/test?")
+    assert "ssl_verify_cert=true" in cloud and "ssl_verify_identity=true" in cloud
+    assert "ssl" not in build_tidb_connection_url(host="gw.prod.aws.tidbcloud.com", enable_ssl=False)

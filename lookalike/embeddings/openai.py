@@ -15,7 +15,7 @@ from lookalike.embeddings.remote import Kind, ModelSpec, PreparedImage, RemoteEm
 from lookalike.errors import ConfigurationError
 from lookalike.types import Purpose
 
-__all__ = ["OPENAI_MODELS", "OpenAIEmbedding"]
+__all__ = ["NIM_MODELS", "OPENAI_MODELS", "NvidiaNIMEmbedding", "OpenAIEmbedding"]
 
 OPENAI_MODELS: dict[str, ModelSpec] = {
     # text-embedding-3-*: `dimensions` shortens the vector; ada-002 is fixed. At most 2048 inputs.
@@ -91,3 +91,38 @@ class OpenAIEmbedding(RemoteEmbeddingFunction):
 
 def _image_ref(image: PreparedImage) -> str:
     return image.url if image.url is not None else image.data_uri
+
+
+NIM_MODELS: dict[str, ModelSpec] = {
+    # the model names pytidb's dimension table knows, plus NVIDIA's retrieval models
+    "baai/bge-m3": ModelSpec(1024),
+    "nvidia/nv-embed-v1": ModelSpec(4096),
+    "nvidia/nv-embedqa-e5-v5": ModelSpec(1024),
+    "nvidia/llama-3.2-nv-embedqa-1b-v2": ModelSpec(2048, allowed_dimensions=(384, 512, 768, 1024, 2048)),
+}
+
+
+class NvidiaNIMEmbedding(OpenAIEmbedding):
+    """NVIDIA NIM's OpenAI-compatible ``/v1/embeddings`` (``nvidia_nim/baai/bge-m3``), text only.
+
+    Asymmetric retrieval models (``…embedqa…``) also get NIM's ``input_type`` (``query``/``passage``).
+    The key comes from ``NVIDIA_NIM_API_KEY`` (pytidb's name) or ``NVIDIA_API_KEY``; a self-hosted NIM
+    (``api_base=`` or ``NVIDIA_NIM_API_BASE``) needs none.
+    """
+
+    provider: ClassVar[str] = "nvidia_nim"
+    display_name: ClassVar[str] = "NVIDIA NIM"
+    api_key_envs: ClassVar[tuple[str, ...]] = ("NVIDIA_NIM_API_KEY", "NVIDIA_API_KEY")
+    api_base_envs: ClassVar[tuple[str, ...]] = ("NVIDIA_NIM_API_BASE",)
+    default_api_base: ClassVar[str] = "https://integrate.api.nvidia.com/v1"
+    models: ClassVar[dict[str, ModelSpec]] = NIM_MODELS
+
+    @property
+    def requires_api_key(self) -> bool:
+        return "api.nvidia.com" in self.api_base
+
+    def build_payload(self, kind: Kind, items: list[Any], purpose: Purpose) -> dict[str, Any]:
+        payload = super().build_payload(kind, items, purpose)
+        if "embedqa" in self.model_name:
+            payload["input_type"] = "query" if purpose == "query" else "passage"
+        return payload

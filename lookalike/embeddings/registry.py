@@ -17,6 +17,7 @@ from lookalike.errors import ConfigurationError
 __all__ = [
     "DEFAULT_MODEL",
     "PROVIDERS",
+    "TIDB_CLOUD_FREE",
     "build_from_config",
     "configure_embedding_provider",
     "known_providers",
@@ -41,6 +42,14 @@ PROVIDERS.register("jina_ai", "lookalike.embeddings.jina:JinaEmbedding", aliases
 PROVIDERS.register("openai", "lookalike.embeddings.openai:OpenAIEmbedding")
 PROVIDERS.register("voyageai", "lookalike.embeddings.voyage:VoyageEmbedding", aliases=("voyage",))
 PROVIDERS.register("cohere", "lookalike.embeddings.cohere:CohereEmbedding")
+PROVIDERS.register("bedrock", "lookalike.embeddings.bedrock:BedrockEmbedding", aliases=("aws_bedrock",))
+PROVIDERS.register(
+    "vertex_ai",
+    "lookalike.embeddings.google:VertexMultimodalEmbedding",
+    aliases=("vertex", "vertexai", "google"),
+)
+PROVIDERS.register("gemini", "lookalike.embeddings.google:GeminiEmbedding")
+PROVIDERS.register("nvidia_nim", "lookalike.embeddings.openai:NvidiaNIMEmbedding", aliases=("nvidia",))
 
 DEFAULT_MODEL = "local/clip-vit-b-32"
 """The model used when ``EmbeddingFunction()`` is given no name: offline, no API key."""
@@ -89,11 +98,24 @@ def known_providers() -> list[str]:
     return PROVIDERS.names()
 
 
+TIDB_CLOUD_FREE = {
+    "tidbcloud_free/amazon/titan-embed-text-v2": ("bedrock", "amazon.titan-embed-text-v2:0"),
+    "tidbcloud_free/cohere/embed-english-v3": ("cohere", "embed-english-v3.0"),
+    "tidbcloud_free/cohere/embed-multilingual-v3": ("cohere", "embed-multilingual-v3.0"),
+}
+"""The models TiDB Cloud serves free of charge, as pytidb names them, and the same models from
+their makers' own APIs: lookalike runs them there (with that provider's key), as no TiDB Cloud
+server computes them for the other engines."""
+
+
 def split_model_name(model_name: str) -> tuple[str, str]:
     """``"jina_ai/jina-embeddings-v4"`` → ``("jina_ai", "jina-embeddings-v4")``.
 
-    A folder (``"./my-clip"``, ``"/models/clip"``, ``"~/clip"``) holding a model's files is a local model.
+    A folder (``"./my-clip"``, ``"/models/clip"``, ``"~/clip"``) holding a model's files is a local model;
+    a TiDB Cloud free model is its maker's (:data:`TIDB_CLOUD_FREE`).
     """
+    if model_name in TIDB_CLOUD_FREE:
+        return TIDB_CLOUD_FREE[model_name]
     provider, sep, model = model_name.partition("/")
     provider = PROVIDERS.canonical(provider)
     if provider not in PROVIDERS and model_name.startswith(("/", "./", "../", "~", ".\\")):

@@ -156,6 +156,8 @@ class RemoteEmbeddingFunction(HTTPEmbeddingFunction):
     default_max_request_bytes: ClassVar[int] = 8 * 1024 * 1024
     default_image_max_pixels: ClassVar[int] = 1024 * 1024
     jpeg_quality: ClassVar[int] = 90
+    one_input_per_request: ClassVar[bool] = False
+    """The API takes one input a request (Bedrock's InvokeModel, Vertex AI's multimodal model)."""
 
     def __init__(
         self,
@@ -395,8 +397,25 @@ class RemoteEmbeddingFunction(HTTPEmbeddingFunction):
         return self._matrix(self._embed_batch("image", prepared, purpose), len(images))
 
     def _embed_batch(self, kind: Kind, items: list[Any], purpose: Purpose) -> list[Any]:
+        if self.one_input_per_request and len(items) > 1:
+            return self._embed_each(kind, items, purpose)
         body = self.post(self.endpoint(kind), self.build_payload(kind, items, purpose))
         return self.parse_embeddings(body, len(items))
+
+    def _embed_each(self, kind: Kind, items: list[Any], purpose: Purpose) -> list[Any]:
+        """One request per item, ``max_concurrency`` at a time (a direct ``embed_texts`` call of
+        several items to an API that takes one input); a failure names its item."""
+
+        def one(pair: tuple[int, Any]) -> Any:
+            i, item = pair
+            try:
+                return self._embed_batch(kind, [item], purpose)[0]
+            except LookalikeError as exc:
+                raise exc.with_context(index=i, item=item) from exc.__cause__
+
+        workers = min(self.max_concurrency, len(items))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"lookalike-{self.provider}") as pool:
+            return list(pool.map(one, enumerate(items)))
 
     def _matrix(self, rows: list[Any], n: int) -> np.ndarray:
         try:

@@ -22,7 +22,7 @@ in SQL; the embedded engine can implement them over an in-process index) and the
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -66,6 +66,12 @@ class PoolPolicy:
 
     filters_in_index: bool = False
     """True when the index applies the filter while it scans, so a filtered search needs no pool."""
+
+    small_tables_exact: bool = False
+    """True when a table of at most ``exact_search_max_rows`` rows (by :meth:`SearchHooks.count_matches`,
+    which must then be cheap) is searched exactly even with no filter: pgvector's HNSW graph of a
+    small table with many equal vectors or dead rows can lose its nearest row, and the exact scan
+    costs little there."""
 
     def plan_pool(self, k: int, matches: float, total: float, want: int = 0) -> int | None:
         """Candidate pool for a post-filtered index search of ``k`` rows, or None to search exactly.
@@ -117,6 +123,10 @@ def planned_search(
     k = request.limit
     want = request.num_candidate or 0
     if not is_filtered(request) or policy.filters_in_index:
+        if policy.small_tables_exact:
+            _, total = hooks.count_matches(conn, spec, replace(request, where=None))
+            if total <= policy.exact_search_max_rows:
+                return hooks.exact_search(conn, spec, request)
         rows = hooks.index_search(conn, spec, request, IndexScan(index, max(k, want), post_filter=False))
     else:
         matches, total = hooks.count_matches(conn, spec, request)

@@ -30,6 +30,7 @@ import json
 import math
 import re
 import struct
+import time
 from dataclasses import replace
 from typing import Any, ClassVar
 
@@ -55,6 +56,8 @@ from lookalike.schema import TableSpec
 
 __all__ = ["PGVector", "PostgresEngine", "postgres_sa_url"]
 
+TOTAL_ESTIMATE_TTL_S = 5.0
+"""How long a table's row estimate serves the planner before it is asked again."""
 INDEX_DIMS_VECTOR = 2_000  # pgvector: HNSW/IVFFlat on vector
 INDEX_DIMS_HALFVEC = 4_000  # pgvector ≥ 0.7.0: HNSW on halfvec
 MAX_EF_SEARCH = 1_000  # pgvector's upper bound for hnsw.ef_search
@@ -157,6 +160,9 @@ class PostgresEngine(ServerEngine):
     ) -> None:
         super().__init__(sa_engine, exact_search_max_rows=exact_search_max_rows, safe_url=safe_url)
         self.pgvector_version: tuple[int, ...] = (0, 0, 0)
+        # (table, column) -> (when, estimated rows with a vector): the planner asks before every
+        # search, and an EXPLAIN costs about as much as a small index search
+        self._totals: dict[tuple[str, str], tuple[float, float]] = {}
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -261,6 +267,9 @@ class PostgresEngine(ServerEngine):
             return ConnectionFailedError(f"cannot reach {where}: {text}")
         if isinstance(exc, sa.exc.OperationalError) and "connection" in low:
             return ConnectionFailedError(f"{where}: {text}")
+        if getattr(getattr(exc, "orig", None), "sqlstate", None) == "22003":  # numeric_value_out_of_range
+            # MySQL's and TiDB's wording, so code written for pytidb that looks for it still finds it
+            return EngineError(f"postgresql: Out of range value: {text}")
         return EngineError(f"postgresql: {text}")
 
     # ------------------------------------------------------------------ version gates
@@ -275,12 +284,28 @@ class PostgresEngine(ServerEngine):
     def create_table(self, conn: Connection, spec: TableSpec) -> None:
         # jsonb, not json: it has the containment operator and path lookups index well
         for col in spec.sa_table.columns:
-            if isinstance(col.type, sa.JSON) and not isinstance(col.type, JSONB):
+            variants = getattr(col.type, "_variant_mapping", {})  # a model's table created again
+            if (
+                isinstance(col.type, sa.JSON)
+                and not isinstance(col.type, JSONB)
+                and "postgresql" not in variants
+            ):
                 col.type = col.type.with_variant(JSONB(), "postgresql")
+        self._forget_totals(spec.name)
         super().create_table(conn, spec)
 
+    def drop_table(self, conn: Connection, name: str) -> None:
+        self._forget_totals(name)
+        super().drop_table(conn, name)
+
     def truncate(self, conn: Connection, spec: TableSpec) -> None:
+        self._forget_totals(spec.name)
         conn.exec_driver_sql(f"TRUNCATE {self.quote(spec.name)}")
+
+    def _forget_totals(self, table: str) -> None:
+        """A table made, emptied or dropped: its row estimate is asked again at the next search."""
+        for key in [k for k in self._totals if k[0] == table]:
+            self._totals.pop(key, None)
 
     # ------------------------------------------------------------------ rows
     def insert_rows(self, conn: Connection, spec: TableSpec, rows: list[dict[str, Any]]) -> list[Any]:
@@ -490,7 +515,7 @@ class PostgresEngine(ServerEngine):
     def pool_policy(self) -> PoolPolicy:
         # from 0.8.0 the index scan is iterative (strict_order): it keeps going until `limit` rows
         # pass the filter, in distance order, so a filtered search needs no candidate pool
-        return replace(super().pool_policy(), filters_in_index=self._has(0, 8, 0))
+        return replace(super().pool_policy(), filters_in_index=self._has(0, 8, 0), small_tables_exact=True)
 
     def _distance(self, col: Any, metric: str, query: Any, *, index_order: bool = False) -> Any:
         if metric == "l1" and not self._has(0, 7, 0):
@@ -500,7 +525,9 @@ class PostgresEngine(ServerEngine):
             # pgvector's cosine distance of a zero vector is NaN, which sorts after every number and
             # fails every range test; the embedded engine says 1 (no similarity), so say 1 here too.
             # An index-ordered scan keeps the bare operator, the only form the index can serve.
-            nan = sa.literal(float("nan"), sa.Float)
+            # a SQL constant, not a bound float: compiled with literal binds (compiled_vector_query_sql)
+            # a Python NaN would print as the bare word ``nan``
+            nan = sa.literal_column("'NaN'::float8", sa.Float)
             return sa.func.coalesce(sa.func.nullif(raw, nan), 1.0, type_=sa.Float)
         return raw
 
@@ -536,21 +563,31 @@ class PostgresEngine(ServerEngine):
         A wrong estimate only costs speed: few matches are searched exactly, and an index search that
         comes up short is re-run exactly.
         """
+        key = (spec.name, request.column)
+        now = time.monotonic()
+        cached = self._totals.get(key)
+        if cached is not None and now - cached[0] < TOTAL_ESTIMATE_TTL_S:
+            total = cached[1]
+        else:
+            total = max(self._estimate(conn, spec, request.column, None), 1.0)
+            self._totals[key] = (now, total)
+        if request.where is None:
+            return total, total
+        return self._estimate(conn, spec, request.column, request.where), total
+
+    def _estimate(self, conn: Connection, spec: TableSpec, column: str, where: Any) -> float:
+        """PostgreSQL's planner estimate of the rows with a vector in ``column`` that pass ``where``."""
         table = spec.sa_table
-        col = table.c[request.column]
-        out = []
-        for where in (request.where, None):
-            stmt = sa.select(sa.literal(1)).select_from(table).where(col.is_not(None))
-            if where is not None:
-                stmt = stmt.where(where)
-            # executed as a statement, not as compiled text with raw parameters: SQLAlchemy then
-            # expands $in lists and runs the bind processors (a JSON path must become an array)
-            plan = conn.execute(_Explain(stmt)).scalar()
-            plan = json.loads(plan) if isinstance(plan, str) else plan
-            if not plan:
-                raise EngineError("postgresql: EXPLAIN returned no plan")
-            out.append(float(plan[0]["Plan"]["Plan Rows"]))
-        return out[0], max(out[1], 1.0)
+        stmt = sa.select(sa.literal(1)).select_from(table).where(table.c[column].is_not(None))
+        if where is not None:
+            stmt = stmt.where(where)
+        # executed as a statement, not as compiled text with raw parameters: SQLAlchemy then
+        # expands $in lists and runs the bind processors (a JSON path must become an array)
+        plan = conn.execute(_Explain(stmt)).scalar()
+        plan = json.loads(plan) if isinstance(plan, str) else plan
+        if not plan:
+            raise EngineError("postgresql: EXPLAIN returned no plan")
+        return float(plan[0]["Plan"]["Plan Rows"])
 
     def index_search(
         self, conn: Connection, spec: TableSpec, request: SearchRequest, scan: IndexScan

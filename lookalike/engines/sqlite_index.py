@@ -95,6 +95,7 @@ class IndexPlan:
     file: str | None  # None: an in-memory database keeps its index in memory only
     built: bool  # the catalogue records a build (an explicit one: rebuilt whatever the size)
     min_rows: int
+    declared: bool = False  # asked for (a catalogue row), not implied by ``vector_index="always"``
 
     @property
     def nprobe(self) -> int:
@@ -192,7 +193,7 @@ class IVFIndexes:
             params = json.loads(row[1])
             built = row[2] is not None
             min_rows = 0 if built or always else int(params.get("min_rows", DEFAULT_MIN_ROWS))
-            return IndexPlan(row[0], params, file, built, min_rows)
+            return IndexPlan(row[0], params, file, built, min_rows, declared=True)
         metric = spec.vectors[column].distance_metric
         if not always:
             return None
@@ -230,10 +231,13 @@ class IVFIndexes:
         return True
 
     def exists(self, conn: Connection, spec: TableSpec, column: str) -> bool:
-        """True when an IVF index of the column exists (built, in a file, or in memory)."""
+        """True when the column is indexed: an index asked for (built, or waiting for ``min_rows``
+        rows, as TiDB's TiFlash builds a new index in the background) or built by ``"always"``."""
         plan = self.plan(conn, spec, column)
         if plan is None:
             return False
+        if plan.declared:
+            return True
         with self._lock:
             entry = self._ivfs.get((spec.name, column))
         if plan.built or (entry is not None and entry.index is not None):

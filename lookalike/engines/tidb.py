@@ -26,10 +26,13 @@ from __future__ import annotations
 import os
 import re
 import ssl
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
+import sqlalchemy.dialects.mysql
 from sqlalchemy.engine import Connection
 from sqlalchemy.types import TypeEngine
 
@@ -45,7 +48,14 @@ from lookalike.errors import (
 )
 from lookalike.schema import TableSpec, check_fts_parser
 
-__all__ = ["TiDBConnectArgs", "TiDBEngine", "TiDBVector", "tidb_connect_args"]
+__all__ = [
+    "TiDBConnectArgs",
+    "TiDBEngine",
+    "TiDBVector",
+    "TiFlashReplica",
+    "build_tidb_connection_url",
+    "tidb_connect_args",
+]
 
 DISTANCE_FUNCTIONS = {
     "cosine": "VEC_COSINE_DISTANCE",
@@ -142,6 +152,112 @@ def tidb_connect_args(
     return TiDBConnectArgs(parsed, connect_args, ensure_db)
 
 
+def build_tidb_connection_url(
+    schema: str = "mysql+pymysql",
+    host: str = "localhost",
+    port: int = 4000,
+    username: str = "root",
+    password: str = "",
+    database: str = "test",
+    enable_ssl: bool | None = None,
+) -> str:
+    """pytidb's URL builder: ``mysql+pymysql://root@localhost:4000/test``; TLS for TiDB Cloud hosts."""
+    if enable_ssl is None:
+        enable_ssl = host.lower().endswith(".tidbcloud.com")
+    query = {"ssl_verify_cert": "true", "ssl_verify_identity": "true"} if enable_ssl else {}
+    url = sa.engine.URL.create(
+        schema,
+        username=username,
+        password=password or None,
+        host=host,
+        port=port,
+        database=database,
+        query=query,
+    )
+    return url.render_as_string(hide_password=False)
+
+
+class TiFlashReplica:
+    """pytidb's handle on a table's TiFlash replicas (TiDB's columnar copies, which its vector and
+    full-text indexes live in). TiDB only: on another database the calls raise :class:`EngineError`.
+
+    ``create(bind)`` / ``drop(bind)`` run ``ALTER TABLE … SET TIFLASH REPLICA n`` (0 to drop);
+    ``get_replication_progress(bind)`` reads ``information_schema.tiflash_replica``. ``bind`` is a
+    SQLAlchemy engine or connection (``client.db_engine``). lookalike's TiDB engine adds a replica to
+    each table it indexes by itself; this class is for code written against pytidb.
+    """
+
+    def __init__(self, table: Any, replica_count: int = 1) -> None:
+        if isinstance(replica_count, bool) or not isinstance(replica_count, int) or replica_count < 0:
+            raise ConfigurationError(f"replica_count must be a non-negative integer, got {replica_count!r}")
+        self.table = table
+        self.replica_count = replica_count
+
+    def statement(self, count: int | None = None) -> str:
+        """``ALTER TABLE <table> SET TIFLASH REPLICA <count>`` for this table (TiDB's quoting)."""
+        name = sa.dialects.mysql.dialect().identifier_preparer.quote(self.table.name)
+        return f"ALTER TABLE {name} SET TIFLASH REPLICA {self.replica_count if count is None else count}"
+
+    def create(self, bind: sa.Engine | Connection) -> None:
+        self._run(bind, self.statement())
+
+    def drop(self, bind: sa.Engine | Connection) -> None:
+        self._run(bind, self.statement(0))
+
+    def get_replication_progress(self, bind: sa.Engine | Connection) -> dict[str, Any]:
+        """``table_schema``, ``table_name``, ``replica_count``, ``location_labels``, ``available``,
+        ``progress`` (0.0–1.0); a table with no replica has ``replica_count`` 0."""
+        _check_tidb(bind)
+        query = sa.text(
+            "SELECT TABLE_SCHEMA, TABLE_NAME, REPLICA_COUNT, LOCATION_LABELS, AVAILABLE, PROGRESS "
+            "FROM information_schema.tiflash_replica WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = :t"
+        )
+        with _connected(bind) as conn:
+            row = conn.execute(query, {"t": self.table.name}).first()
+            schema = row[0] if row is not None else conn.execute(sa.text("SELECT DATABASE()")).scalar()
+        if row is None:
+            return {
+                "table_schema": schema,
+                "table_name": self.table.name,
+                "replica_count": 0,
+                "location_labels": "",
+                "available": False,
+                "progress": 0.0,
+            }
+        return {
+            "table_schema": row[0],
+            "table_name": row[1],
+            "replica_count": int(row[2]),
+            "location_labels": row[3] or "",
+            "available": bool(row[4]),
+            "progress": float(row[5] or 0.0),
+        }
+
+    def _run(self, bind: sa.Engine | Connection, sql: str) -> None:
+        _check_tidb(bind)
+        with _connected(bind) as conn:
+            conn.exec_driver_sql(sql)
+            if isinstance(bind, sa.Engine):
+                conn.commit()
+
+    def __repr__(self) -> str:
+        return f"TiFlashReplica({self.table.name!r}, replica_count={self.replica_count})"
+
+
+def _check_tidb(bind: sa.Engine | Connection) -> None:
+    if bind.dialect.name != "mysql":
+        raise EngineError(f"TiFlash replicas exist on TiDB only, not on {bind.dialect.name}")
+
+
+@contextmanager
+def _connected(bind: sa.Engine | Connection) -> Iterator[Connection]:
+    if isinstance(bind, sa.Engine):
+        with bind.connect() as conn:
+            yield conn
+    else:
+        yield bind
+
+
 def _code(exc: BaseException) -> int | None:
     orig = getattr(exc, "orig", None) or exc
     args: tuple[Any, ...] = getattr(orig, "args", ())
@@ -176,6 +292,8 @@ class TiDBEngine(ServerEngine):
     ) -> None:
         super().__init__(sa_engine, exact_search_max_rows=exact_search_max_rows)
         host = (sa_engine.url.host or "").lower()
+        self.is_serverless = host.endswith(".tidbcloud.com")
+        """True on TiDB Cloud (pytidb's ``client.is_serverless``)."""
         # TiDB Cloud manages TiFlash replicas itself; self-hosted clusters need one per indexed table
         self.tiflash_replica = (
             (not host.endswith(".tidbcloud.com")) if tiflash_replica is None else tiflash_replica
