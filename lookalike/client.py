@@ -219,10 +219,13 @@ class Client:
         self._tables[name] = table
         return table
 
-    def configure_embedding_provider(self, provider: str, api_key: str | None) -> None:
+    def configure_embedding_provider(
+        self, provider: str, api_key: str | None, use_server: bool | None = None
+    ) -> None:
         """pytidb's call: use ``api_key`` for ``provider``'s embedders that were given none, in this
         process. Never stored: tables keep the name of the provider's environment variable
-        (see :func:`lookalike.embeddings.registry.configure_embedding_provider`)."""
+        (see :func:`lookalike.embeddings.registry.configure_embedding_provider`). ``use_server``
+        (pytidb: let TiDB Cloud embed) is accepted and unused: lookalike embeds in this process."""
         from lookalike.embeddings.registry import configure_embedding_provider
 
         configure_embedding_provider(provider, api_key)

@@ -14,8 +14,8 @@ lookalike's names). What stands in for what cannot run here:
   with the same call, giving deterministic vectors;
 * the Oxford Pets images of ``image_search``: a dozen generated JPEGs named as the dataset names them;
 * Amazon Bedrock, where TiDB Cloud's free Titan model (``auto_embedding``'s default) runs: the
-  strict SigV4-checking stub of ``tests/stub_providers.py``; ``auto_embedding`` runs once more with
-  ``EMBEDDING_PROVIDER=openai``.
+  strict SigV4-checking stub of ``tests/stub_providers.py``; ``auto_embedding`` runs again with
+  ``EMBEDDING_PROVIDER=openai`` and ``cohere`` (which passes pytidb's ``use_server=True``).
 
 The Streamlit apps run under ``streamlit.testing.v1.AppTest``: the first render, then the search the
 app offers (typing a query and pressing its button). A program passes when it exits 0 and an app
@@ -109,6 +109,11 @@ EXAMPLES: dict[str, dict[str, object]] = {
     "basic": {"run": "main.py"},
     # its default, TiDB Cloud's free Titan text model, runs at Amazon Bedrock (a local stub here)
     "auto_embedding": {"run": "main.py"},
+    "auto_embedding (cohere)": {
+        "dir": "auto_embedding",
+        "run": "main.py",
+        "env": {"EMBEDDING_PROVIDER": "cohere"},
+    },
     "auto_embedding (openai)": {
         "dir": "auto_embedding",
         "run": "main.py",

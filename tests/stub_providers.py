@@ -1,4 +1,5 @@
-"""Strict local stand-ins for hosted embedding APIs (Jina AI, OpenAI/Infinity, Voyage AI, Cohere).
+"""Strict local stand-ins for hosted embedding APIs (Jina AI, OpenAI/Infinity, Voyage AI, Cohere,
+NVIDIA NIM, Hugging Face's feature-extraction API).
 
 ``StubProvider(flavor)`` runs a real HTTP server on 127.0.0.1 (:class:`tests.helpers.http_server.
 LocalHTTPServer`) that checks every request against the provider's documented schema: path, method,
@@ -78,6 +79,7 @@ class StubModel:
     max_image_pixels: int | None = None  # lookalike promises to downscale inline images to this
     max_image_side: int | None = None  # ... and to a shortest side of at most this
     images_per_request: int | None = None
+    token_level: bool = False  # answers one vector per token (a Hugging Face model without pooling)
 
     def allows(self, dims: Any) -> bool:
         if not isinstance(dims, int) or isinstance(dims, bool):
@@ -134,6 +136,12 @@ MODELS: dict[str, dict[str, StubModel]] = {
         "baai/bge-m3": StubModel(1024),
         "nvidia/nv-embedqa-e5-v5": StubModel(1024, tasks=("query", "passage")),
     },
+    # the model is in the URL path; Text Embeddings Inference takes at most 32 inputs a request
+    "huggingface": {
+        "sentence-transformers/all-MiniLM-L6-v2": StubModel(384, max_items=32),
+        "BAAI/bge-base-en-v1.5": StubModel(768, max_items=32),
+        "google-bert/bert-base-uncased": StubModel(768, max_items=32, token_level=True),
+    },
 }
 
 PATHS = {
@@ -142,6 +150,7 @@ PATHS = {
     "voyage": {"/v1/multimodalembeddings", "/v1/embeddings"},
     "cohere": {"/v2/embed"},
     "nvidia_nim": {"/v1/embeddings"},
+    "huggingface": {"/hf-inference/models/"},  # + {org}/{model}/pipeline/feature-extraction
 }
 
 
@@ -149,7 +158,7 @@ PATHS = {
 class Fault:
     """A one-off answer for the next request (see :meth:`StubProvider.script`)."""
 
-    kind: str  # "status" | "delay" | "malformed" | "wrong_count" | "wrong_dims" | "nan" (CloudStub)
+    kind: str  # "status" | "delay" | "malformed" | "wrong_count" | "wrong_dims" | "nan" | "loading"
     status: int = 500
     retry_after: str | None = None
     seconds: float = 0.0
@@ -177,6 +186,11 @@ class Fault:
     @classmethod
     def nan(cls) -> Fault:
         return cls("nan")
+
+    @classmethod
+    def loading(cls, estimated_time: float) -> Fault:
+        """Hugging Face's 503 for a model still loading, with ``estimated_time`` in the body."""
+        return cls("loading", status=503, seconds=estimated_time)
 
 
 @dataclass
@@ -275,7 +289,7 @@ class StubProvider:
         # a SYN retry, which would make latency measurements lie. Re-listen with a deeper queue.
         self.server._httpd.socket.listen(128)
         for path in PATHS[flavor]:
-            self.server.route(path, self._handle, prefix=False)
+            self.server.route(path, self._handle, prefix=flavor == "huggingface")
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> StubProvider:
@@ -294,6 +308,8 @@ class StubProvider:
     @property
     def api_base(self) -> str:
         """What to pass as ``api_base`` (or the provider's base-URL env var)."""
+        if self.flavor == "huggingface":
+            return self.server.base_url + "/hf-inference/models"
         return self.server.base_url + ("" if self.flavor == "cohere" else "/v1")
 
     def script(self, *faults: Fault) -> None:
@@ -319,6 +335,11 @@ class StubProvider:
             fault = self._faults.pop(0) if self._faults else None
             limited = self.rate_limit_fraction > 0 and self._rng.random() < self.rate_limit_fraction
         delay = self.latency + (fault.seconds if fault and fault.kind == "delay" else 0.0)
+        if fault is not None and fault.kind == "loading":
+            seen = Seen(request.path, None, [], [], None, None, len(request.body), status=503)
+            self._record(seen)
+            answer = {"error": "Model is currently loading", "estimated_time": fault.seconds}
+            return Response.json(answer, 503)
         seen = Seen(request.path, None, [], [], None, None, len(request.body))
         try:
             if request.method != "POST":
@@ -353,8 +374,10 @@ class StubProvider:
             vectors = vectors[:-1]
         if fault is not None and fault.kind == "wrong_dims":
             vectors = [v[:-1] for v in vectors]
+        if fault is not None and fault.kind == "nan":
+            vectors[0][0] = float("nan")
         self._record(seen)
-        resp = Response.json(self._answer(body, vectors))
+        resp = Response.json(self._answer(body, vectors, seen))
         resp.delay = delay
         return resp
 
@@ -392,6 +415,8 @@ class StubProvider:
             }
         elif self.flavor == "cohere":
             body = {"message": message}
+        elif self.flavor == "huggingface":
+            body = {"error": message}
         else:
             body = {"detail": message}
         resp = Response.json(body, status, headers)
@@ -411,9 +436,14 @@ class StubProvider:
             raise _Reject(401, "Authorization must be 'Bearer <key>'", code="invalid_api_key")
         key = auth[7:]
         if key in self.no_quota_keys:
-            status = {"jina": 403, "openai": 429, "voyage": 403, "cohere": 402, "nvidia_nim": 402}[
-                self.flavor
-            ]
+            status = {
+                "jina": 403,
+                "openai": 429,
+                "voyage": 403,
+                "cohere": 402,
+                "nvidia_nim": 402,
+                "huggingface": 402,
+            }[self.flavor]
             raise _Reject(
                 status,
                 "insufficient balance: top up your account",
@@ -548,6 +578,37 @@ class StubProvider:
         rest = {k: v for k, v in body.items() if k != "input_type"}
         return self._embed_openai(path, rest, seen)
 
+    def _embed_huggingface(self, path: str, body: dict[str, Any], seen: Seen) -> list[list[float]]:
+        # POST /hf-inference/models/{org}/{model}/pipeline/feature-extraction, the model in the path
+        prefix, suffix = "/hf-inference/models/", "/pipeline/feature-extraction"
+        if not path.endswith(suffix) or path.count("/") > 6:
+            raise _Reject(404, f"no route {path!r}")
+        name = urllib.parse.unquote(path[len(prefix) : -len(suffix)])
+        seen.model = name
+        if name not in self.models:
+            # a model lookalike does not know is the user's choice, not a client bug
+            raise _Reject(404, f"Model {name} does not exist", violation=False)
+        model = self.models[name]
+        self._only(
+            body, {"inputs", "normalize", "prompt_name", "truncate", "truncation_direction"}, {"inputs"}
+        )
+        for flag in ("normalize", "truncate"):
+            if flag in body and not isinstance(body[flag], bool):
+                raise _Reject(422, f"{flag} must be a boolean")
+        raw = body["inputs"]
+        items = [raw] if isinstance(raw, str) else raw
+        if not isinstance(items, list) or not items or not all(isinstance(t, str) for t in items):
+            raise _Reject(422, "inputs must be a string or a non-empty array of strings")
+        if len(items) > model.max_items:
+            # not a violation: batch_size= is the user's to raise (a self-hosted server may take more);
+            # lookalike's default keeps to 32, which the tests check from the request sizes
+            raise _Reject(
+                413,
+                f"batch size {len(items)} > maximum allowed batch size {model.max_items}",
+                violation=False,
+            )
+        return [self._text_vector(t, model.dimensions, seen) for t in items]
+
     def _embed_voyage(self, path: str, body: dict[str, Any], seen: Seen) -> list[list[float]]:
         model = self._model(body, seen)
         if "input_type" in body:
@@ -665,7 +726,12 @@ class StubProvider:
             out.append(self._image_vector(uri, dims, seen, model, i, data_uri_ok=True))
         return out
 
-    def _answer(self, body: dict[str, Any], vectors: list[list[float]]) -> dict[str, Any]:
+    def _answer(self, body: dict[str, Any], vectors: list[list[float]], seen: Seen) -> Any:
+        if self.flavor == "huggingface":
+            if self.models[seen.model or ""].token_level:
+                # one vector per token: "[CLS]", the words, "[SEP]"
+                return [[v, v[::-1], v] for v in vectors]
+            return vectors
         if self.flavor == "cohere":
             return {
                 "id": "stub",

@@ -685,3 +685,15 @@ def test_distance_metric_enum_in_vector_index_and_errors() -> None:
     with pytest.raises(ConfigurationError, match="unknown distance metric") as info:
         VectorField(dimensions=3, distance_metric="HAMMING")
     assert isinstance(info.value, ValueError)
+
+
+def test_use_server_is_accepted_and_embedding_stays_local(client: lookalike.Client) -> None:
+    """pytidb's auto_embedding example passes use_server=True (TiDB Cloud embeds); lookalike embeds in
+    this process with the same model, so the call must work and the embedder be the usual one."""
+    fn = lookalike.EmbeddingFunction("cohere/embed-v4.0", dimensions=1536, use_server=True)
+    assert fn.dimensions == 1536 and fn.model_name == "embed-v4.0"
+    client.configure_embedding_provider(provider="cohere", api_key="k-123", use_server=True)
+    try:
+        assert "k-123" not in repr(fn)
+    finally:
+        client.configure_embedding_provider(provider="cohere", api_key=None)

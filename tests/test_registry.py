@@ -151,6 +151,7 @@ def test_builtin_providers_and_their_aliases() -> None:
         "bedrock",
         "cohere",
         "gemini",
+        "huggingface",
         "jina_ai",
         "local",
         "nvidia_nim",
@@ -163,6 +164,7 @@ def test_builtin_providers_and_their_aliases() -> None:
         "jinaai": "jina_ai",
         "voyage": "voyageai",
         "onnx": "local",
+        "hf": "huggingface",
     }.items():
         assert registry.split_model_name(f"{alias}/m") == (name, "m")
     from lookalike.embeddings.jina import JinaEmbedding
@@ -175,13 +177,13 @@ def test_builtin_providers_and_their_aliases() -> None:
 def test_unknown_provider_and_model_names() -> None:
     with pytest.raises(
         ConfigurationError,
-        match=r"unknown embedding provider 'nope'; known: bedrock, cohere, gemini, jina_ai",
+        match=r"unknown embedding provider 'nope'; known: bedrock, cohere, gemini, huggingface, jina_ai",
     ):
         registry.provider_class("nope")
     with pytest.raises(ConfigurationError, match=r"unknown embedding model 'nope/m': use 'provider/model'"):
         registry.split_model_name("nope/m")
     with pytest.raises(
-        ConfigurationError, match="with provider one of bedrock, cohere, gemini, jina_ai, local"
+        ConfigurationError, match="with provider one of bedrock, cohere, gemini, huggingface, jina_ai, local"
     ):
         registry.split_model_name("jina_ai")  # no model after the provider
 

@@ -20,6 +20,7 @@ class EmbeddingFunction(BaseEmbeddingFunction):
     ``local/clip-vit-b-32`` when no name is given), ``jina_ai/…``, ``openai/…`` and others registered
     in :mod:`lookalike.embeddings.registry`. Construction never calls the network. ``api_key`` may be
     omitted when the provider's usual environment variable is set; it is never stored with a table.
+    pytidb's ``use_server=`` is accepted and unused: embeddings are computed in this process.
     """
 
     def __init__(
@@ -31,8 +32,12 @@ class EmbeddingFunction(BaseEmbeddingFunction):
         timeout: float | None = None,
         multimodal: bool | None = None,
         caching: bool = True,
+        use_server: bool | None = None,
         **options: Any,
     ) -> None:
+        # use_server: pytidb's switch for embedding inside TiDB Cloud. lookalike embeds in this process
+        # on every engine, with the same model, so the vectors are the same either way: accepted, unused.
+        del use_server
         provider, model = split_model_name(model_name or DEFAULT_MODEL)
         cls = provider_class(provider)
         kwargs: dict[str, Any] = {

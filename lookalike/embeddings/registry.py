@@ -50,6 +50,7 @@ PROVIDERS.register(
 )
 PROVIDERS.register("gemini", "lookalike.embeddings.google:GeminiEmbedding")
 PROVIDERS.register("nvidia_nim", "lookalike.embeddings.openai:NvidiaNIMEmbedding", aliases=("nvidia",))
+PROVIDERS.register("huggingface", "lookalike.embeddings.huggingface:HuggingFaceEmbedding", aliases=("hf",))
 
 DEFAULT_MODEL = "local/clip-vit-b-32"
 """The model used when ``EmbeddingFunction()`` is given no name: offline, no API key."""
