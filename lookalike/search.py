@@ -303,12 +303,13 @@ class Search(SearchBuilder[SearchResult]):
             nprobe = vec.index_params.get("nprobe", "the default")
             return (
                 f"IVF index on {vec.name!r} ({metric}): nprobe {nprobe}, a candidate pool of {pool} "
-                "re-ranked exactly (a filter matching few rows is searched exactly)"
+                "re-ranked exactly (an exact scan until the index is built, at its min_rows rows, "
+                "and for a filter matching few rows)"
             )
         if indexed:
             return (
                 f"ANN index on {vec.name!r} may serve the search ({metric}, candidates: {pool}); "
-                "a filter matching few rows is searched exactly; SQL follows"
+                "a small table and a filter matching few rows are searched exactly; SQL follows"
             )
         return f"exact SQL over every {vec.name!r} vector ({metric}); SQL follows"
 

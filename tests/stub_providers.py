@@ -34,7 +34,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -249,7 +249,29 @@ def solid_jpeg(colour: tuple[int, int, int] | str, size: tuple[int, int] = (64, 
     return buf.getvalue()
 
 
-class StubProvider:
+_StubT = TypeVar("_StubT", bound="_Served")
+
+
+class _Served:
+    """A stub's lifecycle: its :class:`LocalHTTPServer` started and stopped, also as a context."""
+
+    server: LocalHTTPServer
+
+    def start(self: _StubT) -> _StubT:
+        self.server.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.stop()
+
+    def __enter__(self: _StubT) -> _StubT:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class StubProvider(_Served):
     """A strict fake of one provider's embeddings endpoint, served on 127.0.0.1."""
 
     def __init__(
@@ -290,20 +312,6 @@ class StubProvider:
         self.server._httpd.socket.listen(128)
         for path in PATHS[flavor]:
             self.server.route(path, self._handle, prefix=flavor == "huggingface")
-
-    # ------------------------------------------------------------------ lifecycle
-    def start(self) -> StubProvider:
-        self.server.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.stop()
-
-    def __enter__(self) -> StubProvider:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     @property
     def api_base(self) -> str:
@@ -875,7 +883,7 @@ def _hmac(key: bytes, text: str) -> bytes:
     return hmac.new(key, text.encode("utf-8"), hashlib.sha256).digest()
 
 
-class CloudStub:
+class CloudStub(_Served):
     """A strict fake of Bedrock's InvokeModel, Vertex AI's ``:predict`` or Gemini's
     ``:batchEmbedContents``, served on 127.0.0.1.
 
@@ -919,19 +927,6 @@ class CloudStub:
         self.server = LocalHTTPServer()
         prefix = {"bedrock": "/model/", "vertex": "/v1/projects/", "gemini": "/v1beta/models/"}[flavor]
         self.server.route(prefix, self._handle, prefix=True)
-
-    def start(self) -> CloudStub:
-        self.server.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.stop()
-
-    def __enter__(self) -> CloudStub:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     @property
     def api_base(self) -> str:
