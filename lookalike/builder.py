@@ -155,6 +155,11 @@ class SearchBuilder(Generic[ResultT]):
             raise ConfigurationError(f"debug() takes True or False, got {flag!r}")
         return self._copy(_debug=flag)
 
+    @property
+    def reranks(self) -> bool:
+        """True when a reranker orders the hits (it may call a model: a blocking step)."""
+        return self._rerank is not None
+
     def rerank(
         self,
         reranker: Any,

@@ -236,6 +236,11 @@ class Search(SearchBuilder[SearchResult]):
         return vec.source_field
 
     # ------------------------------------------------------------------ running
+    @property
+    def needs_embedding(self) -> bool:
+        """True when :meth:`query_vector` runs a model (the query is text, an image or examples)."""
+        return self._query_vector is None and self._kind != "vector"
+
     def query_vector(self) -> np.ndarray:
         """The query as a vector (embedding it when it is text or an image)."""
         vec = self._vector(self._column)

@@ -175,7 +175,7 @@ class Database:
                 raise ConfigurationError(
                     f"provided_session must be a SQLAlchemy Session or Connection, got {type(provided).__name__}"
                 )
-            if getattr(bind, "url", None) != engine.sa_engine.url:
+            if not _same_database(getattr(bind, "url", None), engine.sa_engine.url):
                 raise ConfigurationError("provided_session is connected to another database than this client")
             session = Session(engine, conn, owner=provided)
         token = self._session.set(session)
@@ -205,3 +205,11 @@ class Database:
             yield conn
             if write:
                 engine.after_write(conn)
+
+
+def _same_database(a: Any, b: sa.URL) -> bool:
+    """Whether URL ``a`` reaches the database of ``b``, through any driver (psycopg's async one too)."""
+    if not isinstance(a, sa.URL):
+        return False
+    backend = b.get_backend_name()
+    return a.get_backend_name() == backend and a.set(drivername=backend) == b.set(drivername=backend)

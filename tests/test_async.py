@@ -401,6 +401,37 @@ def test_concurrent_searches_and_inserts_are_correct_with_bounded_threads(
     )
 
 
+def test_postgres_vector_searches_run_on_the_async_driver(client: lookalike.Client, engine_url: str) -> None:
+    """With async_driver=True a PostgreSQL vector search's SQL goes through psycopg's async driver: 60 searches gathered
+    through ONE worker all finish, each equal to the sync answer, over the async engine's own pool;
+    closing disposes of the async engine."""
+    if client.engine.name != "postgresql":
+        pytest.skip("psycopg's async driver is PostgreSQL's")
+    rng = np.random.default_rng(31)
+    base = _unit(rng, 80)
+    table = client.create_table(schema=Vec, if_exists="overwrite")
+    table.bulk_insert([{"vec": v.tolist(), "album": "ab"[i % 2]} for i, v in enumerate(base)])
+    queries = _unit(rng, 60)
+    want = [table.search(vector=q.tolist()).filter({"album": "a"}).limit(4).to_list() for q in queries]
+
+    async def body() -> tuple[list[Any], int, Any]:
+        aclient = await connect_async(engine_url, max_workers=1, async_driver=True)
+        atable = await aclient.open_table("async_load")
+        got = await asyncio.gather(
+            *(atable.search(vector=q.tolist()).filter({"album": "a"}).limit(4).to_list() for q in queries)
+        )
+        engine: Any = aclient.sync_client.engine
+        made = engine.async_engine()
+        pooled = made.sync_engine.pool.checkedin()
+        await aclient.close()
+        return got, pooled, engine.take_async_engine()
+
+    got, pooled, left = run(body)
+    assert got == want
+    assert pooled >= 1  # the searches' connections came from the async driver's pool
+    assert left is None  # close() took and disposed of the async engine
+
+
 def test_hybrid_load_holds_at_most_one_helper_thread_per_worker(
     client: lookalike.Client, engine_url: str, toy: ToyEmbedder
 ) -> None:
@@ -643,3 +674,15 @@ def test_to_arrow_and_polars_round_trip_any_rows(rows: list[dict[str, Any]]) -> 
     assert arrow.to_pylist() == expected
     assert arrow.schema.field("vec").type == pa.list_(pa.float32(), 3)
     assert result.to_polars(vector_dimensions={"vec": 3}).to_dicts() == expected
+
+
+def test_async_driver_without_greenlet_names_the_extra(
+    client: lookalike.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if client.engine.name != "postgresql":
+        pytest.skip("psycopg's async driver is PostgreSQL's")
+    engine: Any = client.engine
+    assert engine.take_async_engine() is None  # nothing made yet on this client
+    monkeypatch.setitem(sys.modules, "greenlet", None)  # as if it were not installed
+    with pytest.raises(lookalike.MissingDependencyError, match=r"lookalike\[postgres\].*greenlet"):
+        engine.async_engine()

@@ -50,9 +50,10 @@ from lookalike.errors import (
     ConnectionFailedError,
     EngineError,
     LookalikeError,
+    MissingDependencyError,
     SchemaError,
 )
-from lookalike.schema import TableSpec
+from lookalike.schema import TableSpec, bind_vector_codec
 
 __all__ = ["PGVector", "PostgresEngine", "postgres_sa_url"]
 
@@ -142,6 +143,15 @@ def _short(exc: BaseException) -> str:
 # --------------------------------------------------------------------------- the engine
 
 
+def _forget_settings(conn: Connection, *args: Any) -> None:
+    conn.info.pop("lookalike_settings", None)  # a rollback undid our SETs
+
+
+def _listen_for_rollbacks(sa_engine: sa.Engine) -> None:
+    event.listen(sa_engine, "rollback", _forget_settings)
+    event.listen(sa_engine, "rollback_savepoint", _forget_settings)
+
+
 class PostgresEngine(ServerEngine):
     """PostgreSQL + pgvector."""
 
@@ -163,6 +173,7 @@ class PostgresEngine(ServerEngine):
         # (table, column) -> (when, estimated rows with a vector): the planner asks before every
         # search, and an EXPLAIN costs about as much as a small index search
         self._totals: dict[tuple[str, str], tuple[float, float]] = {}
+        self._async_engine: Any = None
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -198,11 +209,7 @@ class PostgresEngine(ServerEngine):
         except ImportError as exc:  # a driver SQLAlchemy imports itself (another +driver in the URL)
             raise missing_driver(cls.name, package=other_driver) from exc
 
-        def _forget_settings(conn: Connection, *args: Any) -> None:
-            conn.info.pop("lookalike_settings", None)  # a rollback undid our SETs
-
-        event.listen(sa_engine, "rollback", _forget_settings)
-        event.listen(sa_engine, "rollback_savepoint", _forget_settings)
+        _listen_for_rollbacks(sa_engine)
         engine = cls(
             sa_engine,
             exact_search_max_rows=exact_search_max_rows,
@@ -210,6 +217,30 @@ class PostgresEngine(ServerEngine):
         )
         engine._connect(connect_retries, retry_backoff_s)
         return engine
+
+    def async_engine(self) -> Any:
+        """SQLAlchemy's ``AsyncEngine`` on psycopg's async driver for this database (made once), with
+        this engine's vector codec and listeners, so its connections run this engine's code through
+        SQLAlchemy's greenlet bridge (``AsyncConnection.run_sync``). Needs ``greenlet`` (the
+        ``postgres`` extra installs it)."""
+        if self._async_engine is None:
+            try:
+                import greenlet  # noqa: F401  (SQLAlchemy's asyncio bridge)
+                from sqlalchemy.ext.asyncio import create_async_engine
+            except ImportError as exc:
+                raise MissingDependencyError("the async driver", "postgres", package="greenlet") from exc
+            url = self.sa_engine.url.set(drivername="postgresql+psycopg_async")
+            made = create_async_engine(url, pool_pre_ping=True)
+            bind_vector_codec(made.sync_engine.dialect, self)
+            _listen_for_rollbacks(made.sync_engine)
+            self._async_engine = made
+        return self._async_engine
+
+    def take_async_engine(self) -> Any:
+        """The engine :meth:`async_engine` made (None if none), forgotten here: the caller disposes
+        of it (``await engine.dispose()``), as only a coroutine can."""
+        made, self._async_engine = self._async_engine, None
+        return made
 
     def _is_transient(self, exc: sa.exc.OperationalError) -> bool:
         return any(t in _short(exc).lower() for t in _TRANSIENT)
