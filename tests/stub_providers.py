@@ -253,9 +253,23 @@ _StubT = TypeVar("_StubT", bound="_Served")
 
 
 class _Served:
-    """A stub's lifecycle: its :class:`LocalHTTPServer` started and stopped, also as a context."""
+    """What every stub shares: its :class:`LocalHTTPServer` started and stopped (also as a context),
+    faults scripted for the next requests, and the requests it has seen."""
 
     server: LocalHTTPServer
+    seen: list[Seen]
+    _faults: list[Fault]
+    _lock: threading.Lock
+
+    def script(self, *faults: Fault) -> None:
+        """Answer the next requests with these faults, in order (then normally again)."""
+        with self._lock:
+            self._faults.extend(faults)
+
+    @property
+    def request_count(self) -> int:
+        with self._lock:
+            return len(self.seen)
 
     def start(self: _StubT) -> _StubT:
         self.server.start()
@@ -320,22 +334,12 @@ class StubProvider(_Served):
             return self.server.base_url + "/hf-inference/models"
         return self.server.base_url + ("" if self.flavor == "cohere" else "/v1")
 
-    def script(self, *faults: Fault) -> None:
-        """Answer the next requests with these faults, in order (then normally again)."""
-        with self._lock:
-            self._faults.extend(faults)
-
     def reset(self) -> None:
         with self._lock:
             self.seen.clear()
             self.violations.clear()
             self._faults.clear()
             self.rate_limited = 0
-
-    @property
-    def request_count(self) -> int:
-        with self._lock:
-            return len(self.seen)
 
     # ------------------------------------------------------------------ serving
     def _handle(self, request: Request) -> Response:
@@ -933,16 +937,6 @@ class CloudStub(_Served):
         """What to pass as ``api_base``."""
         suffix = {"bedrock": "", "vertex": "/v1", "gemini": "/v1beta"}[self.flavor]
         return self.server.base_url + suffix
-
-    def script(self, *faults: Fault) -> None:
-        """Answer the next requests with these faults, in order."""
-        with self._lock:
-            self._faults.extend(faults)
-
-    @property
-    def request_count(self) -> int:
-        with self._lock:
-            return len(self.seen)
 
     # ------------------------------------------------------------------ serving
     def _handle(self, request: Request) -> Response:
